@@ -1,0 +1,1 @@
+//! Settle script VM (under construction).

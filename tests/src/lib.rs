@@ -1,0 +1,1 @@
+//! Shared helpers for Settle's tests and benchmark harness.
