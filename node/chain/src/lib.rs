@@ -1,0 +1,44 @@
+//! Settle's chain core: everything about blocks and the chain that can be decided from
+//! plain data, with no I/O.
+//!
+//! - [`spec`]: the chain spec (TOML): validators, issuer registry, limits, genesis
+//!   allocations; the genesis block and the chain id.
+//! - [`block`]: headers, blocks, the merkle tree over wtxids, their canonical encoding.
+//! - [`certificate`]: validator sets, BIP340 precommits and commit certificates.
+//! - [`muhash`]: the MuHash3072 rolling multiset hash that commits to the UTXO set.
+//! - [`coin`]: unspent coins, the asset registry entry and the [`ChainView`] trait.
+//! - [`validate`]: transaction and block validation returning plain-data effects.
+//! - [`produce`]: building a block from candidate transactions.
+//! - [`memory`]: an in-memory chain state (the reference for applying effects).
+//!
+//! The daemon (RocksDB, mempool, networking) sits on top and applies the effects this
+//! crate returns. The normative text is `spec/chain.md`.
+
+pub mod block;
+pub mod certificate;
+pub mod coin;
+pub mod limits;
+pub mod memory;
+pub mod muhash;
+pub mod produce;
+pub mod reject;
+pub mod spec;
+pub mod validate;
+
+pub use block::{Block, Header, merkle_root};
+pub use certificate::{
+    CertificateError, CommitCertificate, CommitSignature, Validator, ValidatorSet,
+    ValidatorSetError, precommit_digest, sign_precommit,
+};
+pub use coin::{AssetInfo, ChainView, Coin};
+pub use memory::MemoryState;
+pub use muhash::{MuHash3072, utxo_element};
+pub use produce::{BuiltBlock, SkippedTx, build_block};
+pub use reject::{RejectClass, Rejection};
+pub use spec::{
+    Allocation, AllocationOutput, ChainSpec, Genesis, IssuerRegistry, Limits, Network, SpecError,
+};
+pub use validate::{
+    AssetDelta, BlockEffects, BlockError, HeaderError, TxContext, TxEffects, validate_block,
+    validate_proposal, validate_transaction,
+};
