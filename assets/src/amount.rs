@@ -92,6 +92,13 @@ impl Amount {
             if !first_ok || groups[1..].iter().any(|g| g.len() != 3) {
                 return Err(malformed("thousands separators must group digits by three"));
             }
+            // "0,500" is never a grouped number; it is most likely a decimal comma, and
+            // reading it as 500 would be a costly surprise.
+            if groups[0].starts_with('0') {
+                return Err(malformed(
+                    "a number with thousands separators must not start with 0",
+                ));
+            }
             for g in groups {
                 digits.push_str(g);
             }
@@ -155,7 +162,7 @@ impl Amount {
         let int_digits = int.to_string();
         let mut out = String::with_capacity(int_digits.len() * 4 / 3 + 24);
         for (i, c) in int_digits.chars().enumerate() {
-            if grouping && i > 0 && (int_digits.len() - i) % 3 == 0 {
+            if grouping && i > 0 && (int_digits.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(c);
@@ -228,6 +235,10 @@ mod tests {
         ));
         assert!(matches!(
             p("1,00.5", 2),
+            Err(AmountParseError::Malformed { .. })
+        ));
+        assert!(matches!(
+            p("0,500", 3),
             Err(AmountParseError::Malformed { .. })
         ));
         assert!(matches!(

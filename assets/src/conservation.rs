@@ -33,7 +33,8 @@ pub struct AssetImbalance {
 
 impl fmt::Display for AssetImbalance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let available = self.inputs + self.issued;
+        // Saturating: the fields are public, so a hand-made value must not panic here.
+        let available = self.inputs.saturating_add(self.issued);
         let (word, diff) = if self.outputs > available {
             ("exceed", self.outputs - available)
         } else {
@@ -111,7 +112,7 @@ pub fn check_conservation(
     }
     let imbalances: Vec<AssetImbalance> = flows
         .iter()
-        .filter(|(_, f)| f.inputs + f.issued != f.outputs)
+        .filter(|(_, f)| f.inputs.checked_add(f.issued) != Some(f.outputs))
         .map(|(asset, f)| AssetImbalance {
             asset: *asset,
             inputs: f.inputs,
@@ -141,11 +142,11 @@ mod tests {
         }
     }
 
-    fn tx(n_inputs: usize, outputs: Vec<TxOut>) -> Transaction {
+    fn tx(n_inputs: u32, outputs: Vec<TxOut>) -> Transaction {
         Transaction {
             version: 1,
             inputs: (0..n_inputs)
-                .map(|i| TxIn::spending(OutPoint::new(Txid([1; 32]), i as u32)))
+                .map(|i| TxIn::spending(OutPoint::new(Txid([1; 32]), i)))
                 .collect(),
             outputs,
             lock_time: 0,
@@ -164,11 +165,11 @@ mod tests {
     fn imbalance_names_the_asset_and_amounts() {
         let t = tx(1, vec![out(1, 101)]);
         let err = check_conservation(&t, &[out(1, 100)]).expect_err("unbalanced");
-        let ConservationError::Imbalance(list) = &err else {
-            panic!("wrong error {err:?}")
-        };
-        assert_eq!(list[0].asset, AssetId([1; 32]));
-        assert_eq!((list[0].inputs, list[0].outputs), (100, 101));
+        assert!(matches!(&err, ConservationError::Imbalance(list) if list.len() == 1));
+        if let ConservationError::Imbalance(list) = &err {
+            assert_eq!(list[0].asset, AssetId([1; 32]));
+            assert_eq!((list[0].inputs, list[0].outputs), (100, 101));
+        }
         assert!(
             err.to_string()
                 .contains("exceed inputs 100 + issued 0 by 1 units")

@@ -192,6 +192,12 @@ impl AssetContract {
             },
             "lending_position" => {
                 let terms = fields.take("terms")?;
+                if !terms.is_object() {
+                    return Err(ContractError::Invalid {
+                        field: "terms",
+                        reason: "expected a JSON object".into(),
+                    });
+                }
                 AssetClass::LendingPosition(Box::new(LendingTerms::from_value(&terms)?))
             }
             other => {
@@ -296,23 +302,25 @@ impl LendingTerms {
     }
 
     fn from_value(value: &Value) -> Result<LendingTerms, ContractError> {
-        let mut f = Fields::new(value)?;
+        // Field names in errors carry the "terms." prefix, as the validation errors do,
+        // so a message always names the field by its full path.
+        let mut f = Fields::nested(value, "terms.")?;
         let terms = LendingTerms {
-            isin: f.string("isin")?,
-            security_asset: f.asset("security_asset")?,
-            quantity: f.integer("quantity")?,
-            lender: f.key("lender")?,
-            borrower: f.key("borrower")?,
-            collateral_asset: f.asset("collateral_asset")?,
-            collateral_amount: f.integer("collateral_amount")?,
-            fee_asset: f.asset("fee_asset")?,
-            fee: f.integer("fee")?,
-            interest_rate_bps: f.u32("interest_rate_bps")?,
-            settlement_height: f.u32("settlement_height")?,
-            maturity_height: f.u32("maturity_height")?,
-            grace_period_blocks: f.u32("grace_period_blocks")?,
-            negotiator: f.optional_string("negotiator")?,
-            lender_player: f.optional_string("lender_player")?,
+            isin: f.string("terms.isin")?,
+            security_asset: f.asset("terms.security_asset")?,
+            quantity: f.integer("terms.quantity")?,
+            lender: f.key("terms.lender")?,
+            borrower: f.key("terms.borrower")?,
+            collateral_asset: f.asset("terms.collateral_asset")?,
+            collateral_amount: f.integer("terms.collateral_amount")?,
+            fee_asset: f.asset("terms.fee_asset")?,
+            fee: f.integer("terms.fee")?,
+            interest_rate_bps: f.u32("terms.interest_rate_bps")?,
+            settlement_height: f.u32("terms.settlement_height")?,
+            maturity_height: f.u32("terms.maturity_height")?,
+            grace_period_blocks: f.u32("terms.grace_period_blocks")?,
+            negotiator: f.optional_string("terms.negotiator")?,
+            lender_player: f.optional_string("terms.lender_player")?,
         };
         f.finish()?;
         Ok(terms)
@@ -320,24 +328,36 @@ impl LendingTerms {
 }
 
 /// Reads named fields out of a JSON object and refuses any it did not read.
+///
+/// Fields are named by their full path (`"terms.isin"`); the object's own key is the
+/// path without the object's `prefix`.
 struct Fields {
     map: BTreeMap<String, Value>,
+    prefix: &'static str,
 }
 
 impl Fields {
     fn new(value: &Value) -> Result<Fields, ContractError> {
+        Fields::nested(value, "")
+    }
+
+    fn nested(value: &Value, prefix: &'static str) -> Result<Fields, ContractError> {
         match value {
             Value::Object(map) => Ok(Fields {
                 map: map.clone().into_iter().collect(),
+                prefix,
             }),
             _ => Err(ContractError::Json("expected a JSON object".into())),
         }
     }
 
+    fn key_of(&self, field: &'static str) -> &'static str {
+        field.strip_prefix(self.prefix).unwrap_or(field)
+    }
+
     fn take(&mut self, field: &'static str) -> Result<Value, ContractError> {
-        self.map
-            .remove(field)
-            .ok_or(ContractError::Missing { field })
+        let key = self.key_of(field);
+        self.map.remove(key).ok_or(ContractError::Missing { field })
     }
 
     fn string(&mut self, field: &'static str) -> Result<String, ContractError> {
@@ -351,7 +371,7 @@ impl Fields {
     }
 
     fn optional_string(&mut self, field: &'static str) -> Result<Option<String>, ContractError> {
-        if self.map.contains_key(field) {
+        if self.map.contains_key(self.key_of(field)) {
             self.string(field).map(Some)
         } else {
             Ok(None)
@@ -406,17 +426,21 @@ impl Fields {
     }
 
     fn asset(&mut self, field: &'static str) -> Result<AssetId, ContractError> {
-        Ok(AssetId(self.key(field).map_err(|_| {
-            ContractError::Invalid {
+        // A missing field stays `Missing`; only a malformed one is reworded.
+        self.key(field).map(AssetId).map_err(|e| match e {
+            ContractError::Invalid { field, .. } => ContractError::Invalid {
                 field,
                 reason: "expected an asset id as 64 lowercase hex characters".into(),
-            }
-        })?))
+            },
+            other => other,
+        })
     }
 
     fn finish(self) -> Result<(), ContractError> {
         match self.map.into_keys().next() {
-            Some(field) => Err(ContractError::Unknown { field }),
+            Some(key) => Err(ContractError::Unknown {
+                field: format!("{}{key}", self.prefix),
+            }),
             None => Ok(()),
         }
     }
@@ -530,30 +554,33 @@ pub fn validate_isin(isin: &str, field: &'static str) -> Result<(), ContractErro
     Ok(())
 }
 
-/// The ISIN check digit of the first eleven characters.
+/// The ISIN check digit of the first eleven characters (`0-9`, `A-Z`). Other bytes give
+/// a meaningless digit but never a panic: callers validate the characters first.
 pub fn isin_check_digit(body: &[u8]) -> u8 {
-    let mut digits = Vec::with_capacity(22);
+    let mut digits = Vec::with_capacity(body.len() * 2);
     for &b in body {
         if b.is_ascii_digit() {
             digits.push(b - b'0');
         } else {
-            let v = b - b'A' + 10;
+            // A..Z become 10..35, written as two digits.
+            let v = b.saturating_sub(b'A').saturating_add(10);
             digits.push(v / 10);
             digits.push(v % 10);
         }
     }
-    let mut sum = 0u32;
+    // Only the sum modulo 10 matters; reducing as we go keeps any input length safe.
+    let mut sum = 0u8;
     for (i, d) in digits.iter().rev().enumerate() {
-        let mut d = u32::from(*d);
+        let mut d = *d;
         if i % 2 == 0 {
             d *= 2;
             if d > 9 {
                 d -= 9;
             }
         }
-        sum += d;
+        sum = (sum + d) % 10;
     }
-    ((10 - sum % 10) % 10) as u8
+    (10 - sum) % 10
 }
 
 /// Active ISO 4217 alphabetic codes (plus XAU, XAG and XDR, which central banks hold).
@@ -638,6 +665,49 @@ mod tests {
             AssetContract::from_json(&extra),
             Err(ContractError::Unknown { .. })
         ));
+    }
+
+    #[test]
+    fn terms_errors_name_the_full_field_path() {
+        let terms = LendingTerms {
+            isin: "PTOTEVOE0018".into(),
+            security_asset: AssetId([1; 32]),
+            quantity: 10,
+            lender: [2; 32],
+            borrower: [3; 32],
+            collateral_asset: AssetId([4; 32]),
+            collateral_amount: 100,
+            fee_asset: AssetId([4; 32]),
+            fee: 1,
+            interest_rate_bps: 100,
+            settlement_height: 1,
+            maturity_height: 2,
+            grace_period_blocks: 3,
+            negotiator: None,
+            lender_player: None,
+        };
+        let mut loan = bond();
+        loan.class = AssetClass::LendingPosition(Box::new(terms));
+        let text = String::from_utf8(loan.to_canonical_bytes().expect("valid")).expect("utf8");
+        let asset = format!("\"security_asset\":\"{}\",", AssetId([1; 32]));
+        assert_eq!(
+            AssetContract::from_json(&text.replace(&asset, "")),
+            Err(ContractError::Missing {
+                field: "terms.security_asset"
+            })
+        );
+        assert_eq!(
+            AssetContract::from_json(&text.replace("\"terms\":{", "\"terms\":{\"x\":1,")),
+            Err(ContractError::Unknown {
+                field: "terms.x".into()
+            })
+        );
+    }
+
+    #[test]
+    fn isin_check_digit_takes_any_bytes() {
+        assert_eq!(isin_check_digit(b"US037833100"), 5);
+        assert!(isin_check_digit(b"!@#\xff\x00 ") <= 9);
     }
 
     #[test]

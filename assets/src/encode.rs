@@ -7,6 +7,11 @@
 
 use crate::limits::MAX_COMPACT_SIZE;
 
+/// [`MAX_COMPACT_SIZE`] as a `usize` (it is far below `u32::MAX`, so the cast is exact on
+/// every target this code runs on).
+#[allow(clippy::cast_possible_truncation)]
+const MAX_COMPACT_SIZE_USIZE: usize = MAX_COMPACT_SIZE as usize;
+
 /// Why bytes could not be decoded. Messages are lowercase and name the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -144,7 +149,7 @@ impl<'a> Reader<'a> {
             return Err(DecodeError::TooLarge {
                 what,
                 size: value,
-                max: MAX_COMPACT_SIZE as usize,
+                max: MAX_COMPACT_SIZE_USIZE,
             });
         }
         Ok(value)
@@ -160,10 +165,11 @@ impl<'a> Reader<'a> {
         min_item_bytes: usize,
     ) -> Result<usize, DecodeError> {
         let count = self.read_compact_size(what)?;
-        if count > max as u64 {
-            return Err(DecodeError::TooMany { what, count, max });
-        }
-        let count = count as usize;
+        // `count <= max`, a usize, so the conversion cannot fail.
+        let count = match usize::try_from(count) {
+            Ok(n) if n <= max => n,
+            _ => return Err(DecodeError::TooMany { what, count, max }),
+        };
         let needed = count.saturating_mul(min_item_bytes.max(1));
         if min_item_bytes > 0 && needed > self.remaining() {
             return Err(DecodeError::UnexpectedEnd {
@@ -181,19 +187,17 @@ impl<'a> Reader<'a> {
         what: &'static str,
         max: usize,
     ) -> Result<&'a [u8], DecodeError> {
-        let len = self.read_compact_size(what)?;
-        if len > max as u64 {
-            return Err(DecodeError::TooLarge {
-                what,
-                size: len,
-                max,
-            });
+        let size = self.read_compact_size(what)?;
+        match usize::try_from(size) {
+            Ok(len) if len <= max => self.read_bytes(len, what),
+            _ => Err(DecodeError::TooLarge { what, size, max }),
         }
-        self.read_bytes(len as usize, what)
     }
 }
 
 /// Appends a compact size in its shortest form.
+// Each arm's range fits the width it is cast to.
+#[allow(clippy::cast_possible_truncation)]
 pub fn write_compact_size(out: &mut Vec<u8>, value: u64) {
     match value {
         0..=0xfc => out.push(value as u8),

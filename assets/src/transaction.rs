@@ -407,30 +407,40 @@ impl Decode for Transaction {
     const NAME: &'static str = "transaction";
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let start = r.position();
+        // Checked after every part, so an oversized transaction is refused as soon as it
+        // passes the limit instead of after copying all of it.
+        let within_limit = |r: &Reader<'_>| {
+            let size = r.position() - start;
+            if size > MAX_TX_SIZE_BYTES {
+                Err(DecodeError::TooLarge {
+                    what: "transaction",
+                    size: size as u64,
+                    max: MAX_TX_SIZE_BYTES,
+                })
+            } else {
+                Ok(())
+            }
+        };
         let version = r.read_u32("version")?;
         let n_in = r.read_count("inputs", MAX_TX_INPUTS, MIN_INPUT_BYTES)?;
         let mut inputs = Vec::with_capacity(n_in);
         for _ in 0..n_in {
             inputs.push(TxIn::decode_base(r)?);
+            within_limit(r)?;
         }
         let n_out = r.read_count("outputs", MAX_TX_OUTPUTS, MIN_OUTPUT_BYTES)?;
         let mut outputs = Vec::with_capacity(n_out);
         for _ in 0..n_out {
             outputs.push(TxOut::decode(r)?);
+            within_limit(r)?;
         }
         let lock_time = r.read_u32("lock time")?;
         let expiry_height = r.read_u32("expiry height")?;
         for input in &mut inputs {
             input.decode_witness(r)?;
+            within_limit(r)?;
         }
-        let size = r.position() - start;
-        if size > MAX_TX_SIZE_BYTES {
-            return Err(DecodeError::TooLarge {
-                what: "transaction",
-                size: size as u64,
-                max: MAX_TX_SIZE_BYTES,
-            });
-        }
+        within_limit(r)?;
         Ok(Transaction {
             version,
             inputs,
