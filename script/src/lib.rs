@@ -6,16 +6,20 @@
 //!   `verify_transaction`, and the lock time helpers for the node;
 //! - [`templates`]: pay-to-key, pay-to-script-hash, multisig, HTLC and burn scripts, their
 //!   witnesses, a script [`Builder`], and [`classify`];
+//! - [`lending`]: the securities-lending escrow (script, witnesses, the lender's return
+//!   pre-signature) and the shape of a loan opening;
 //! - [`sign`]: signing helpers; [`asm`]: the text form; [`addresses`]: bech32m addresses.
 //!
-//! The normative text is `spec/script.md`, `spec/sighash.md` and `spec/addresses.md`;
-//! the vectors in `spec/vectors/` are checked against this crate by its tests.
+//! The normative text is `spec/script.md`, `spec/sighash.md`, `spec/addresses.md` and
+//! `spec/lending.md`; the vectors in `spec/vectors/` are checked against this crate by
+//! its tests.
 
 pub mod addresses;
 pub mod asm;
 pub mod error;
 pub mod instruction;
 pub mod interpreter;
+pub mod lending;
 pub mod limits;
 pub mod num;
 pub mod opcodes;

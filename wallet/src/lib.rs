@@ -6,7 +6,11 @@
 //! The normative text is `spec/wallet.md` and `spec/pst.md`.
 
 pub mod coins;
+pub mod descriptor;
 pub mod keys;
+pub mod lending;
+pub mod offer;
 pub mod pst;
+pub mod scan;
 pub mod state;
 pub mod store;

@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use secp256k1::XOnlyPublicKey;
 use serde::{Deserialize, Serialize};
-use settle_assets::{Amount, AssetId, ChainId, OutPoint, TxOut};
+use settle_assets::{Amount, AssetId, BlockHash, ChainId, OutPoint, TxOut, Txid};
 use settle_script::{Address, Network};
 use zeroize::Zeroizing;
 
@@ -20,7 +20,7 @@ use crate::keys::{
     DerivationPath, DerivedKey, EXTERNAL_CHAIN, INTERNAL_CHAIN, KeyError, KeyOrigin, Mnemonic,
     WalletKeys,
 };
-use crate::store::{self, KdfParams, Overwrite, StoreError};
+use crate::store::{self, FileKey, KdfParams, Overwrite, StoreError};
 
 /// The version of the JSON state inside the file (independent of the container format).
 pub const STATE_VERSION: u32 = 1;
@@ -32,6 +32,10 @@ pub const MAX_LABEL_BYTES: usize = 256;
 pub const MAX_MULTISIG_DESCRIPTORS: usize = 1_000;
 /// Largest address index handed out on one chain (BIP32 normal indices stop at 2^31).
 pub const MAX_ADDRESS_INDEX: u32 = (1 << 31) - 1;
+/// Most history entries kept; the oldest are dropped first.
+pub const MAX_HISTORY_ENTRIES: usize = 100_000;
+/// Most open offers one wallet remembers.
+pub const MAX_OFFER_RECORDS: usize = 10_000;
 
 /// Why the wallet state could not be used or changed.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +78,10 @@ pub struct MultisigDescriptor {
     /// Which of the keys are this wallet's, and where they come from.
     #[serde(default)]
     pub ours: Vec<OriginEntry>,
+    /// The descriptor text it was created or imported from (`descriptor.rs`), to show
+    /// co-signers.
+    #[serde(default)]
+    pub descriptor: Option<String>,
 }
 
 /// One of the wallet's keys inside a multisig.
@@ -174,6 +182,50 @@ mod hex_bytes {
     }
 }
 
+/// How far the wallet has read the chain: the last block scanned.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ScanTip {
+    pub height: u64,
+    pub block_hash: BlockHash,
+}
+
+/// What one transaction did to one asset of the wallet, in units.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct AssetFlow {
+    pub asset: AssetId,
+    /// Units of the wallet's coins the transaction spent.
+    pub gave: u64,
+    /// Units the transaction paid to the wallet.
+    pub got: u64,
+}
+
+/// A transaction that touched the wallet.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub txid: Txid,
+    /// The height of its block; `None` while it waits in the mempool (sent by this wallet).
+    #[serde(default)]
+    pub height: Option<u64>,
+    pub flows: Vec<AssetFlow>,
+    /// What the wallet did ("send", "offer taken", ...), when it made the transaction.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A DvP offer this wallet made and has not seen taken or cancelled: its coin is kept out
+/// of ordinary coin selection so a payment does not kill the offer by accident.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct OfferRecord {
+    /// The coin the offer gives.
+    pub outpoint: OutPoint,
+    pub give_asset: AssetId,
+    pub give_amount: Amount,
+    pub want_asset: AssetId,
+    pub want_amount: Amount,
+    /// The last height at which the offer can be taken (0 = none).
+    pub expiry_height: u32,
+}
+
 /// The decrypted content of a wallet file.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct WalletState {
@@ -191,6 +243,15 @@ pub struct WalletState {
     pub multisig: Vec<MultisigDescriptor>,
     #[serde(default)]
     pub coins: Vec<CachedCoin>,
+    /// The last block scanned (`None` before the first scan).
+    #[serde(default)]
+    pub scan: Option<ScanTip>,
+    /// Transactions that touched the wallet, oldest first.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+    /// Offers made and not yet seen taken or cancelled.
+    #[serde(default)]
+    pub offers: Vec<OfferRecord>,
 }
 
 mod mnemonic_serde {
@@ -262,6 +323,9 @@ impl WalletState {
             labels: BTreeMap::new(),
             multisig: Vec::new(),
             coins: Vec::new(),
+            scan: None,
+            history: Vec::new(),
+            offers: Vec::new(),
         }
     }
 
@@ -382,6 +446,18 @@ impl WalletState {
         for d in &self.multisig {
             d.witness_script()?;
         }
+        if self.history.len() > MAX_HISTORY_ENTRIES {
+            return Err(StateError::TooMany {
+                what: "history entries",
+                max: MAX_HISTORY_ENTRIES,
+            });
+        }
+        if self.offers.len() > MAX_OFFER_RECORDS {
+            return Err(StateError::TooMany {
+                what: "offers",
+                max: MAX_OFFER_RECORDS,
+            });
+        }
         Ok(())
     }
 
@@ -437,6 +513,42 @@ pub fn save_wallet_file(
     Ok(())
 }
 
+/// Creates a new wallet file at `path` under an already stretched key; fails if one exists.
+pub fn create_wallet_file_keyed(
+    path: &Path,
+    state: &WalletState,
+    key: &FileKey,
+) -> Result<(), StateError> {
+    state.validate()?;
+    let sealed = store::seal_with_key(&state.to_plaintext()?, key)?;
+    store::write_file_atomic(path, &sealed, Overwrite::Refuse)?;
+    Ok(())
+}
+
+/// Replaces the wallet file at `path` with `state`, sealed under the key it was opened
+/// with (same salt and KDF parameters, fresh nonce): no second passphrase stretch.
+pub fn save_wallet_file_keyed(
+    path: &Path,
+    state: &WalletState,
+    key: &FileKey,
+) -> Result<(), StateError> {
+    state.validate()?;
+    let sealed = store::seal_with_key(&state.to_plaintext()?, key)?;
+    store::write_file_atomic(path, &sealed, Overwrite::Replace)?;
+    Ok(())
+}
+
+/// Opens the wallet file at `path`, keeping the stretched key for
+/// [`save_wallet_file_keyed`].
+pub fn open_wallet_file_keyed(
+    path: &Path,
+    passphrase: &[u8],
+) -> Result<(WalletState, FileKey), StateError> {
+    let bytes = store::read_file(path)?;
+    let (plain, key) = store::unseal_keep_key(&bytes, passphrase)?;
+    Ok((WalletState::from_plaintext(&plain)?, key))
+}
+
 /// Opens the wallet file at `path`. Returns the state and the KDF parameters the file
 /// uses, so that saving it again can keep them.
 pub fn open_wallet_file(
@@ -482,6 +594,7 @@ mod tests {
                 key: HexKey(a.key.x_only()),
                 origin: a.key.origin.clone(),
             }],
+            descriptor: None,
         })
         .expect("multisig");
         s.coins.push(CachedCoin {
@@ -532,6 +645,56 @@ mod tests {
     }
 
     #[test]
+    fn keyed_open_and_save_keep_the_passphrase_and_new_fields() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.settle");
+        let key = FileKey::new(b"pw", KdfParams::INSECURE_FOR_TESTS).expect("key");
+        let mut s = state();
+        create_wallet_file_keyed(&path, &s, &key).expect("create");
+        let (mut opened, key) = open_wallet_file_keyed(&path, b"pw").expect("open");
+        assert_eq!(opened, s);
+        opened.scan = Some(ScanTip {
+            height: 7,
+            block_hash: BlockHash([3; 32]),
+        });
+        opened.history.push(HistoryEntry {
+            txid: Txid([4; 32]),
+            height: None,
+            flows: vec![AssetFlow {
+                asset: AssetId([5; 32]),
+                gave: 1,
+                got: 2,
+            }],
+            note: Some("send".into()),
+        });
+        opened.offers.push(OfferRecord {
+            outpoint: OutPoint::new(Txid([6; 32]), 1),
+            give_asset: AssetId([5; 32]),
+            give_amount: Amount::ONE,
+            want_asset: AssetId([7; 32]),
+            want_amount: Amount::ONE,
+            expiry_height: 9,
+        });
+        save_wallet_file_keyed(&path, &opened, &key).expect("save");
+        let (again, _) = open_wallet_file(&path, b"pw").expect("reopen with the passphrase");
+        assert_eq!(again, opened);
+        assert!(matches!(
+            open_wallet_file_keyed(&path, b"wrong"),
+            Err(StateError::Store(StoreError::WrongPassphrase))
+        ));
+        // A state written before these fields existed still reads.
+        s.scan = None;
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&s.to_plaintext().expect("json")).expect("value");
+        for field in ["scan", "history", "offers"] {
+            json.as_object_mut().expect("object").remove(field);
+        }
+        let old = WalletState::from_plaintext(&serde_json::to_vec(&json).expect("bytes"))
+            .expect("old state");
+        assert!(old.history.is_empty() && old.offers.is_empty() && old.scan.is_none());
+    }
+
+    #[test]
     fn bad_states_are_refused() {
         let mut s = state();
         assert!(matches!(
@@ -545,6 +708,7 @@ mod tests {
             threshold: 3,
             keys: vec![k],
             ours: vec![],
+            descriptor: None,
         };
         assert!(matches!(
             s.add_multisig(bad),

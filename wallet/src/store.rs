@@ -275,9 +275,49 @@ impl DerivedKeys {
     }
 }
 
+/// The key of an opened wallet file: the salt and KDF parameters from its header and the
+/// keys stretched from the passphrase. Kept while a wallet is open so that saving it again
+/// does not stretch the passphrase a second time (that is most of the cost of a command).
+/// A secret: wiped on drop, never printed.
+pub struct FileKey {
+    kdf: KdfParams,
+    salt: [u8; SALT_BYTES],
+    keys: DerivedKeys,
+}
+
+impl FileKey {
+    /// Stretches `passphrase` with a fresh random salt (for a new file).
+    pub fn new(passphrase: &[u8], kdf: KdfParams) -> Result<FileKey, StoreError> {
+        kdf.validate()?;
+        let mut salt = [0u8; SALT_BYTES];
+        rand::fill(&mut salt);
+        let keys = DerivedKeys::derive(passphrase, &salt, &kdf)?;
+        Ok(FileKey { kdf, salt, keys })
+    }
+
+    /// The KDF parameters the key was stretched with.
+    pub fn kdf(&self) -> KdfParams {
+        self.kdf
+    }
+}
+
+impl std::fmt::Debug for FileKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileKey")
+            .field("kdf", &self.kdf)
+            .field("keys", &"[redacted]")
+            .finish()
+    }
+}
+
 /// Encrypts `plaintext` under `passphrase` with fresh salt and nonce.
 pub fn seal(plaintext: &[u8], passphrase: &[u8], kdf: KdfParams) -> Result<Vec<u8>, StoreError> {
-    kdf.validate()?;
+    seal_with_key(plaintext, &FileKey::new(passphrase, kdf)?)
+}
+
+/// Encrypts `plaintext` under an already stretched key, with a fresh nonce. The salt and
+/// KDF parameters are the key's, so the file opens with the same passphrase.
+pub fn seal_with_key(plaintext: &[u8], key: &FileKey) -> Result<Vec<u8>, StoreError> {
     let max_plain = MAX_WALLET_FILE_BYTES - HEADER_BYTES - TAG_BYTES;
     if plaintext.len() > max_plain {
         return Err(StoreError::TooLarge {
@@ -285,17 +325,14 @@ pub fn seal(plaintext: &[u8], passphrase: &[u8], kdf: KdfParams) -> Result<Vec<u
             max: max_plain,
         });
     }
-    let mut salt = [0u8; SALT_BYTES];
     let mut nonce = [0u8; NONCE_BYTES];
-    rand::fill(&mut salt);
     rand::fill(&mut nonce);
-    let keys = DerivedKeys::derive(passphrase, &salt, &kdf)?;
     let header = Header {
         version: FORMAT_VERSION,
-        kdf,
-        salt,
+        kdf: key.kdf,
+        salt: key.salt,
         nonce,
-        check: keys.check(),
+        check: key.keys.check(),
         ciphertext_len: u32::try_from(plaintext.len() + TAG_BYTES)
             .expect("bounded by MAX_WALLET_FILE_BYTES"),
     };
@@ -303,7 +340,8 @@ pub fn seal(plaintext: &[u8], passphrase: &[u8], kdf: KdfParams) -> Result<Vec<u
     let mut out = Vec::with_capacity(HEADER_BYTES + plaintext.len() + TAG_BYTES);
     out.extend_from_slice(&header_bytes);
     out.extend_from_slice(plaintext);
-    let tag = keys
+    let tag = key
+        .keys
         .cipher()
         .encrypt_in_place_detached(
             XNonce::from_slice(&nonce),
@@ -318,6 +356,14 @@ pub fn seal(plaintext: &[u8], passphrase: &[u8], kdf: KdfParams) -> Result<Vec<u
 /// Decrypts a wallet file's bytes. A wrong passphrase is [`StoreError::WrongPassphrase`];
 /// a file damaged after the header is [`StoreError::Corrupt`].
 pub fn unseal(bytes: &[u8], passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    unseal_keep_key(bytes, passphrase).map(|(plain, _)| plain)
+}
+
+/// Like [`unseal`], also returning the stretched key for [`seal_with_key`].
+pub fn unseal_keep_key(
+    bytes: &[u8],
+    passphrase: &[u8],
+) -> Result<(Zeroizing<Vec<u8>>, FileKey), StoreError> {
     if bytes.len() > MAX_WALLET_FILE_BYTES {
         return Err(StoreError::TooLarge {
             size: bytes.len() as u64,
@@ -345,7 +391,14 @@ pub fn unseal(bytes: &[u8], passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>, Sto
                     .into(),
             )
         })?;
-    Ok(plain)
+    Ok((
+        plain,
+        FileKey {
+            kdf: header.kdf,
+            salt: header.salt,
+            keys,
+        },
+    ))
 }
 
 /// Reads a file of at most [`MAX_WALLET_FILE_BYTES`].
@@ -583,6 +636,23 @@ mod tests {
         assert!(matches!(read_file(&missing), Err(StoreError::Io { .. })));
         let in_missing_dir = dir.path().join("no/such/dir/w");
         assert!(write_file_atomic(&in_missing_dir, b"x", Overwrite::Replace).is_err());
+    }
+
+    #[test]
+    fn resealing_with_a_kept_key_needs_no_passphrase_and_changes_the_nonce() {
+        let sealed = seal(b"first", b"pw", CHEAP).expect("seal");
+        let (plain, key) = unseal_keep_key(&sealed, b"pw").expect("unseal");
+        assert_eq!(plain.as_slice(), b"first");
+        assert!(!format!("{key:?}").contains(&hex::encode(&key.keys.0[..])));
+        let again = seal_with_key(b"second", &key).expect("reseal");
+        // Same salt and parameters, new nonce: the passphrase still opens it.
+        assert_eq!(again[21..37], sealed[21..37]);
+        assert_ne!(again[38..62], sealed[38..62]);
+        assert_eq!(unseal(&again, b"pw").expect("open").as_slice(), b"second");
+        assert!(matches!(
+            unseal(&again, b"other"),
+            Err(StoreError::WrongPassphrase)
+        ));
     }
 
     /// One round trip with the real parameters new wallets get.

@@ -10,6 +10,8 @@
 //! - [`validate`]: transaction and block validation returning plain-data effects.
 //! - [`produce`]: building a block from candidate transactions.
 //! - [`memory`]: an in-memory chain state (the reference for applying effects).
+//! - [`lending`]: securities loans and holdings derived from the chain (pure; the store
+//!   implements [`lending::LendingSource`]).
 //!
 //! The daemon (RocksDB, mempool, networking) sits on top and applies the effects this
 //! crate returns. The normative text is `spec/chain.md`.
@@ -17,6 +19,7 @@
 pub mod block;
 pub mod certificate;
 pub mod coin;
+pub mod lending;
 pub mod limits;
 pub mod memory;
 pub mod muhash;

@@ -1,0 +1,42 @@
+//! Settle's consensus layer: Tendermint through the Malachite engine.
+//!
+//! - [`context`]: Malachite's `Context` for Settle ([`SettleContext`]).
+//! - [`types`]: heights, validator addresses (x-only keys), the validator set,
+//!   block ids (the decided value), votes, proposals and proposal parts.
+//! - [`signing`]: the tagged digests validators sign and the BIP340 signer and
+//!   verifier.
+//! - [`certificate`]: commit certificates in settle-chain's shape.
+//! - [`codec`]: the wire and WAL encoding.
+//! - [`identity`]: node keys as libp2p identities; permitted keys as peer ids.
+//! - [`streams`]: reassembly of proposal-part streams.
+//! - [`app`]: the [`Application`] trait the daemon implements.
+//! - [`node`]: [`start_node`], which runs the engine and drives it.
+//!
+//! The protocol is specified in `spec/consensus.md`.
+
+pub mod app;
+pub mod certificate;
+pub mod codec;
+pub mod config;
+pub mod context;
+pub mod identity;
+pub mod node;
+pub mod signing;
+pub mod streams;
+pub mod types;
+
+pub use app::{AppError, Application, BlockVerdict, DecidedBlock, ProposedBlock};
+pub use certificate::{Certificate, CertificateError, CommitSignature};
+pub use config::Timing;
+pub use context::SettleContext;
+pub use node::{
+    ConsensusStatus, GossipedTxs, NetworkSummary, NodeError, NodeHandle, NodeParams, NodeRole,
+    PeerSummary, peer_multiaddr, start_node,
+};
+pub use signing::{PrivateKey, SettleSigner, SettleVerifier};
+pub use types::{Address, BlockId, Height, TxBatch, ValidatorSet, ValidatorSetError};
+
+/// Re-exports for callers that configure the network or rounds.
+pub use malachitebft_app_channel::app::net::Multiaddr;
+pub use malachitebft_core_types::{LinearTimeouts, Round};
+pub use multiaddr;

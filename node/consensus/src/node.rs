@@ -1,0 +1,1368 @@
+//! Starting a consensus node and driving Malachite from the application side.
+//!
+//! [`start_node`] spawns Malachite's actors (network, WAL, consensus, sync) through
+//! `malachitebft-app-channel` and a driver task that answers the engine's
+//! [`AppMsg`]s with the help of an [`Application`]. The driver is where Settle's
+//! rules meet the engine: blocks travel as signed proposal-part streams, every
+//! proposed or synced block is fully validated before this node votes for it or
+//! connects it, and a decided block is connected together with its certificate.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use malachitebft_app_channel::app::config::NodeConfig;
+use malachitebft_app_channel::app::consensus::{Role, VoteExtensionError};
+use malachitebft_app_channel::app::engine::host::{HeightParams, Next, SyncedValueOutcome};
+use malachitebft_app_channel::app::net::Multiaddr;
+use malachitebft_app_channel::app::streaming::StreamContent;
+use malachitebft_app_channel::app::types::PeerId;
+use malachitebft_app_channel::app::types::core::{
+    CommitCertificate, ExtendedCommitCertificate, Height as _, Round, Validity, VoteExtensions,
+};
+use malachitebft_app_channel::app::types::streaming::{StreamId, StreamMessage};
+use malachitebft_app_channel::app::types::sync::RawDecidedValue;
+use malachitebft_app_channel::app::types::{LocallyProposedValue, ProposedValue};
+use malachitebft_app_channel::{
+    AppMsg, Channels, ConsensusContext, EngineHandle, NetworkContext, NetworkIdentity, NetworkMsg,
+    NetworkRequest, RequestContext, SyncContext, WalContext,
+};
+use multiaddr::Protocol;
+use settle_assets::ChainId;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, error, info, warn};
+
+use crate::app::{AppError, Application, BlockVerdict};
+use crate::certificate::{Certificate, CertificateError};
+use crate::codec::SettleCodec;
+use crate::config::{EngineConfig, Timing};
+use crate::context::SettleContext;
+use crate::identity::{IdentityError, libp2p_keypair, peer_id_of};
+use crate::signing::{
+    PrivateKey, SettleSigner, SettleVerifier, Signature, proposal_parts_digest, verify_digest,
+};
+use crate::streams::{CompleteStream, StreamBuffer, split};
+use crate::types::{
+    Address, BlockId, Height, MAX_GOSSIP_BATCH_TXS, ProposalInit, ProposalPart, TxBatch,
+    ValidatorSet,
+};
+
+/// Most decided blocks served in one sync response.
+pub const MAX_SYNC_BLOCKS_PER_RESPONSE: usize = 32;
+/// How far ahead of the current height a complete proposal is kept until its
+/// height starts (a node finishing a height may receive the next proposal early).
+pub const MAX_PARK_AHEAD_HEIGHTS: u64 = 2;
+/// Most complete proposals kept for future heights.
+pub const MAX_PARKED_PROPOSALS: usize = 16;
+/// Capacity of the request channels to the engine.
+const REQUEST_CHANNEL_CAPACITY: usize = 64;
+/// Share of the engine's propose timeout a validator may spend waiting for something
+/// to propose before it lets the round time out (per mille), so the reply is never
+/// late.
+const PROPOSE_WAIT_PER_MILLE: u32 = 900;
+/// First byte of the stream id of a transaction batch (a block stream's id starts
+/// with its height, little-endian, so it cannot be confused in practice; the content
+/// decides anyway).
+const TX_STREAM_PREFIX: &[u8] = b"settle/tx";
+
+/// Transactions a peer gossiped, handed to the application's mempool.
+#[derive(Clone, Debug)]
+pub struct GossipedTxs {
+    /// The neighbour that delivered them.
+    pub from: PeerId,
+    /// The node that published them, when the transport says.
+    pub origin: Option<PeerId>,
+    /// Canonical transaction encodings, not yet decoded.
+    pub txs: Vec<Vec<u8>>,
+}
+
+/// What consensus is doing, for status reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsensusStatus {
+    /// The height being decided (tip + 1 once started).
+    pub height: Height,
+    /// Its round (`None` before the first round starts).
+    pub round: Option<u32>,
+    /// The proposer of that round.
+    pub proposer: Option<Address>,
+    /// The validator set of that height, with voting powers.
+    pub validators: Vec<(Address, u64)>,
+    /// Whether this validator is waiting for something to propose before it starts
+    /// the height.
+    pub waiting_for_transactions: bool,
+}
+
+/// A connected peer, from the network's state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PeerSummary {
+    pub peer_id: String,
+    pub moniker: String,
+    pub address: String,
+    /// The validator key the peer proved, if any (hex).
+    pub validator_key: Option<String>,
+    /// `inbound` or `outbound` (`None`: not known).
+    pub direction: Option<String>,
+    pub persistent: bool,
+    pub score: f64,
+}
+
+/// This node's network state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkSummary {
+    pub peer_id: String,
+    pub moniker: String,
+    pub listen_addr: String,
+    pub is_validator: bool,
+    pub permissioned: bool,
+    pub peers: Vec<PeerSummary>,
+    pub persistent_peers: Vec<String>,
+}
+
+/// Whether this node votes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum NodeRole {
+    /// Signs proposals and votes whenever its key is in the validator set.
+    Validator,
+    /// Follows the chain (consensus messages and sync) without ever signing.
+    Follower,
+}
+
+/// Everything needed to start a node.
+#[derive(Debug)]
+pub struct NodeParams {
+    pub chain_id: ChainId,
+    /// Name in logs and metrics.
+    pub moniker: String,
+    /// The node key: its libp2p identity, and for a validator its validator key.
+    pub key: PrivateKey,
+    pub role: NodeRole,
+    /// Where to listen, e.g. `/ip4/127.0.0.1/tcp/26656`.
+    pub listen_addr: Multiaddr,
+    /// Peers to dial and keep dialling (with backoff), each with its `/p2p/<peer id>`.
+    pub bootstrap_peers: Vec<Multiaddr>,
+    /// The node keys allowed to connect. `None` accepts any peer (development only).
+    pub permitted: Option<Vec<[u8; 32]>>,
+    /// Directory of Malachite's write-ahead log (votes and proposals in flight).
+    pub wal_dir: PathBuf,
+    pub timing: Timing,
+    /// Wakes a validator waiting for something to propose
+    /// ([`Application::propose_delay`]); notify it when a transaction arrives.
+    pub wake: Option<Arc<Notify>>,
+    /// Where gossiped transactions go (best effort: a full channel drops a batch).
+    pub tx_sink: Option<mpsc::Sender<GossipedTxs>>,
+}
+
+/// Why a node could not start, or stopped with a failure.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("node identity: {0}")]
+    Identity(#[from] IdentityError),
+    #[error("could not encode the validator proof: {0}")]
+    ValidatorProof(String),
+    #[error("the consensus engine failed to start: {0}")]
+    Engine(String),
+    #[error("the network request failed: {0}")]
+    Network(String),
+    #[error("timed out after {waited_ms} ms waiting for height {height} (reached {reached})")]
+    Timeout {
+        height: Height,
+        reached: Height,
+        waited_ms: u128,
+    },
+    #[error("the consensus driver stopped: {0}")]
+    DriverStopped(String),
+}
+
+/// Why the driver stopped: a local failure it cannot continue after.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("the engine closed the {0} channel")]
+    ChannelClosed(&'static str),
+}
+
+/// A running node.
+pub struct NodeHandle {
+    address: Address,
+    peer_id: libp2p_identity::PeerId,
+    committed: watch::Receiver<Height>,
+    status: watch::Receiver<ConsensusStatus>,
+    net_requests: mpsc::Sender<NetworkRequest>,
+    network: mpsc::Sender<NetworkMsg<SettleContext>>,
+    gossip_nonce: AtomicU64,
+    engine: Option<EngineHandle>,
+    driver: JoinHandle<Result<(), DriverError>>,
+}
+
+impl std::fmt::Debug for NodeHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHandle")
+            .field("address", &self.address)
+            .field("peer_id", &self.peer_id)
+            .field("committed", &*self.committed.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeHandle {
+    /// This node's validator address (its x-only node key).
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    /// This node's libp2p peer id.
+    pub fn peer_id(&self) -> libp2p_identity::PeerId {
+        self.peer_id
+    }
+
+    /// The height of the last block this node connected, as it changes.
+    pub fn committed(&self) -> watch::Receiver<Height> {
+        self.committed.clone()
+    }
+
+    /// Waits until this node has connected `height`.
+    pub async fn wait_for_height(
+        &self,
+        height: Height,
+        timeout: Duration,
+    ) -> Result<(), NodeError> {
+        let mut rx = self.committed.clone();
+        let waited = tokio::time::timeout(timeout, rx.wait_for(|h| *h >= height)).await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(NodeError::DriverStopped(
+                "committed height channel closed".into(),
+            )),
+            Err(_) => Err(NodeError::Timeout {
+                height,
+                reached: *self.committed.borrow(),
+                waited_ms: timeout.as_millis(),
+            }),
+        }
+    }
+
+    /// What consensus is doing now.
+    pub fn status(&self) -> ConsensusStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Gossips transactions (canonical encodings) to every connected peer; gossip
+    /// relays them further. At most [`MAX_GOSSIP_BATCH_TXS`] per message: larger lists
+    /// are split.
+    pub async fn publish_transactions(&self, txs: Vec<Vec<u8>>) -> Result<(), NodeError> {
+        for chunk in txs.chunks(MAX_GOSSIP_BATCH_TXS) {
+            let nonce = self.gossip_nonce.fetch_add(1, Ordering::Relaxed);
+            let mut id = TX_STREAM_PREFIX.to_vec();
+            id.extend_from_slice(&self.address.to_byte_array()[..8]);
+            id.extend_from_slice(&nonce.to_le_bytes());
+            let msg = StreamMessage::new(
+                StreamId::new(Bytes::from(id)),
+                0,
+                StreamContent::Data(ProposalPart::Transactions(TxBatch {
+                    txs: chunk.to_vec(),
+                })),
+            );
+            self.network
+                .send(NetworkMsg::PublishProposalPart(msg))
+                .await
+                .map_err(|_| NodeError::Network("the network actor is gone".into()))?;
+        }
+        Ok(())
+    }
+
+    /// This node's view of the network: itself, its connected peers and its
+    /// persistent peers.
+    pub async fn network_summary(&self) -> Result<NetworkSummary, NodeError> {
+        let dump = NetworkRequest::dump_state(&self.net_requests)
+            .await
+            .map_err(|e| NodeError::Network(e.to_string()))?
+            .ok_or_else(|| NodeError::Network("the network is not running".into()))?;
+        let persistent: HashSet<_> = dump.persistent_peer_ids.iter().copied().collect();
+        let mut peers: Vec<PeerSummary> = dump
+            .peers
+            .iter()
+            .map(|(id, info)| PeerSummary {
+                peer_id: id.to_string(),
+                moniker: info.moniker.clone(),
+                address: info.address.to_string(),
+                validator_key: info.consensus_public_key.as_ref().map(hex::encode),
+                direction: info.connection_direction.map(|d| d.as_str().to_string()),
+                persistent: persistent.contains(id),
+                score: info.score,
+            })
+            .collect();
+        peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        Ok(NetworkSummary {
+            peer_id: dump.local_node.peer_id.to_string(),
+            moniker: dump.local_node.moniker.clone(),
+            listen_addr: dump.local_node.listen_addr.to_string(),
+            is_validator: dump.local_node.is_validator,
+            permissioned: dump.local_node.persistent_peers_only,
+            peers,
+            persistent_peers: dump
+                .persistent_peer_addrs
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        })
+    }
+
+    /// Adds a peer to the persistent (and, when permissioned, permitted) peers at
+    /// runtime. The address must end in `/p2p/<peer id>`.
+    pub async fn add_peer(&self, addr: Multiaddr) -> Result<(), NodeError> {
+        NetworkRequest::add_persistent_peer(&self.net_requests, addr)
+            .await
+            .map_err(|e| NodeError::Network(e.to_string()))?
+            .map_err(|e| NodeError::Network(e.to_string()))
+    }
+
+    /// Removes a persistent peer at runtime; when permissioned, the peer is
+    /// disconnected and refused from then on.
+    pub async fn remove_peer(&self, addr: Multiaddr) -> Result<(), NodeError> {
+        NetworkRequest::remove_persistent_peer(&self.net_requests, addr)
+            .await
+            .map_err(|e| NodeError::Network(e.to_string()))?
+            .map_err(|e| NodeError::Network(e.to_string()))
+    }
+
+    /// Stops the engine's actors (closing the network) and the driver, through a
+    /// shared handle; waits up to 5 s for the engine to stop.
+    pub async fn stop(&self) {
+        if let Some(engine) = &self.engine {
+            engine.actor.stop(Some("shutdown".to_string()));
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !engine.handle.is_finished() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if !engine.handle.is_finished() {
+                warn!("engine did not stop within 5 s");
+            }
+        }
+        self.driver.abort();
+    }
+
+    /// Stops the engine's actors (closing the network) and the driver.
+    pub async fn shutdown(mut self) {
+        if let Some(engine) = self.engine.take() {
+            engine.actor.stop(Some("shutdown".to_string()));
+            if tokio::time::timeout(Duration::from_secs(5), engine.handle)
+                .await
+                .is_err()
+            {
+                warn!("engine did not stop within 5 s");
+            }
+        }
+        self.driver.abort();
+    }
+}
+
+/// The multiaddr of a peer: `listen_addr/p2p/<peer id of key>`.
+pub fn peer_multiaddr(listen_addr: &Multiaddr, key: &[u8; 32]) -> Result<Multiaddr, IdentityError> {
+    let peer_id = peer_id_of(key)?;
+    Ok(listen_addr.clone().with(Protocol::P2p(peer_id)))
+}
+
+/// Starts a node: Malachite's actors and the driver that connects them to `app`.
+pub async fn start_node<A: Application>(
+    params: NodeParams,
+    app: A,
+) -> Result<NodeHandle, NodeError> {
+    let ctx = SettleContext::new(params.chain_id);
+    let keypair = libp2p_keypair(&params.key)?;
+    let peer_id = keypair.public().to_peer_id();
+    let address = params.key.address();
+
+    // Permissioning maps onto Malachite's persistent peers: with
+    // `persistent_peers_only`, a peer whose id is not on the list is refused once
+    // it identifies itself. Permitted keys without a known address are listed as a
+    // bare `/p2p/<peer id>` so that they may dial in.
+    let mut persistent = params.bootstrap_peers.clone();
+    if let Some(permitted) = &params.permitted {
+        for key in permitted {
+            let id = peer_id_of(key)?;
+            let listed = persistent
+                .iter()
+                .any(|addr| addr.iter().any(|p| p == Protocol::P2p(id)));
+            if !listed && id != peer_id {
+                persistent.push(Multiaddr::empty().with(Protocol::P2p(id)));
+            }
+        }
+    }
+    let config = EngineConfig::new(
+        params.moniker.clone(),
+        params.listen_addr.clone(),
+        persistent,
+        params.permitted.is_some(),
+        &params.timing,
+    );
+
+    let verifier = SettleVerifier::new(params.chain_id);
+    let signer = match params.role {
+        NodeRole::Validator => Some(SettleSigner::new(params.key.clone(), params.chain_id)),
+        NodeRole::Follower => None,
+    };
+    let identity = match &signer {
+        Some(signer) => {
+            let proof = signer.validator_proof(peer_id.to_bytes());
+            let proof_bytes =
+                malachitebft_app_channel::app::types::codec::Codec::encode(&SettleCodec, &proof)
+                    .map_err(|e| NodeError::ValidatorProof(e.to_string()))?;
+            NetworkIdentity::new_validator(
+                params.moniker.clone(),
+                keypair,
+                address.to_string(),
+                proof_bytes,
+            )
+        }
+        None => NetworkIdentity::new(params.moniker.clone(), keypair, None),
+    };
+    let consensus_ctx = match &signer {
+        Some(signer) => ConsensusContext::new_validator(
+            address,
+            Box::new(verifier.clone()),
+            Box::new(signer.clone()),
+        ),
+        None => ConsensusContext::new_full_node(address, Box::new(verifier.clone())),
+    };
+
+    let (channels, engine) = malachitebft_app_channel::start_engine(
+        ctx,
+        config.clone(),
+        WalContext::new(params.wal_dir.join("consensus.wal"), SettleCodec),
+        NetworkContext::new(identity, SettleCodec),
+        consensus_ctx,
+        SyncContext::new(SettleCodec),
+        RequestContext::new(REQUEST_CHANNEL_CAPACITY),
+    )
+    .await
+    .map_err(|e| NodeError::Engine(format!("{e:#}")))?;
+
+    let tip = app
+        .tip_height()
+        .map_err(|e| NodeError::Engine(e.to_string()))?;
+    let (committed_tx, committed) = watch::channel(tip);
+    let (status_tx, status) = watch::channel(ConsensusStatus {
+        height: tip.increment(),
+        round: None,
+        proposer: None,
+        validators: Vec::new(),
+        waiting_for_transactions: false,
+    });
+    let net_requests = channels.net_requests.clone();
+    let network = channels.network.clone();
+    let driver = Driver {
+        app,
+        chain_id: params.chain_id,
+        address,
+        signer,
+        timing: params.timing,
+        height: Height(0),
+        round: Round::Nil,
+        validator_set: None,
+        streams: StreamBuffer::new(),
+        parked: Vec::new(),
+        proposals: HashMap::new(),
+        blocks: HashMap::new(),
+        built: HashMap::new(),
+        committed_height: None,
+        committed_tx,
+        status_tx,
+        stream_nonce: 0,
+        wake: params.wake.clone(),
+        tx_sink: params.tx_sink.clone(),
+        pending_start: None,
+        pending_value: None,
+        synced: HashSet::new(),
+        last_finalized_at: Instant::now(),
+    };
+    info!(moniker = %config.moniker(), %address, %peer_id, "consensus node started");
+    let driver = tokio::spawn(driver.run(channels));
+    Ok(NodeHandle {
+        address,
+        peer_id,
+        committed,
+        status,
+        net_requests,
+        network,
+        gossip_nonce: AtomicU64::new(0),
+        engine: Some(engine),
+        driver,
+    })
+}
+
+/// A proposal this node has seen or made, kept until its height is decided.
+#[derive(Clone, Debug)]
+struct StoredProposal {
+    init: ProposalInit,
+    fin: Signature,
+    value: ProposedValue<SettleContext>,
+}
+
+struct Driver<A> {
+    app: A,
+    chain_id: ChainId,
+    address: Address,
+    signer: Option<SettleSigner>,
+    timing: Timing,
+    /// The height consensus is deciding, and its round.
+    height: Height,
+    round: Round,
+    /// The validator set of `height`.
+    validator_set: Option<ValidatorSet>,
+    streams: StreamBuffer,
+    /// Complete streams for heights that have not started yet.
+    parked: Vec<CompleteStream>,
+    /// Proposals seen or made, by (height, round, block).
+    proposals: HashMap<(Height, Round, BlockId), StoredProposal>,
+    /// Bytes of every block proposed or synced at a height not yet decided.
+    blocks: HashMap<BlockId, (Height, Bytes)>,
+    /// The block this node built for (height, round), so a repeated request gets
+    /// the same answer.
+    built: HashMap<(Height, Round), BlockId>,
+    /// The last height connected through this driver.
+    committed_height: Option<Height>,
+    committed_tx: watch::Sender<Height>,
+    status_tx: watch::Sender<ConsensusStatus>,
+    stream_nonce: u32,
+    wake: Option<Arc<Notify>>,
+    tx_sink: Option<mpsc::Sender<GossipedTxs>>,
+    /// The next height, held back until this validator has something to propose.
+    pending_start: Option<PendingStart>,
+    /// A request for a value, held until there is something to propose.
+    pending_value: Option<PendingValue>,
+    /// Blocks that reached this node through sync (it is behind: no waiting).
+    synced: HashSet<BlockId>,
+    /// When the last height was finalized (or the node started): the application's
+    /// idle time is measured from here.
+    last_finalized_at: Instant,
+}
+
+/// A `Finalized` answer held back (section 5 of the spec: a validator starts the
+/// next height when it has transactions, when a proposal for it arrives, or when
+/// the application's idle interval has passed).
+struct PendingStart {
+    reply: StartReply,
+    finalized_at: Instant,
+    wake_at: Option<Instant>,
+}
+
+/// The held answer that starts a height.
+enum StartReply {
+    /// To `ConsensusReady`: only held on a one-validator network, where no peer needs
+    /// this node's engine meanwhile.
+    Ready(
+        oneshot::Sender<(Height, HeightParams<SettleContext>)>,
+        Height,
+        HeightParams<SettleContext>,
+    ),
+    /// To `Finalized`.
+    Next(oneshot::Sender<Next<SettleContext>>, Next<SettleContext>),
+}
+
+/// A `GetValue` held until there is something to propose (only at the first height
+/// after start-up; later heights wait in [`PendingStart`] instead).
+struct PendingValue {
+    height: Height,
+    round: Round,
+    reply: oneshot::Sender<LocallyProposedValue<SettleContext>>,
+    idle_since: Instant,
+    give_up_at: Instant,
+    wake_at: Option<Instant>,
+}
+
+impl<A: Application> Driver<A> {
+    async fn run(mut self, mut channels: Channels<SettleContext>) -> Result<(), DriverError> {
+        let wake = self.wake.clone().unwrap_or_default();
+        loop {
+            let waiting = self.pending_start.is_some() || self.pending_value.is_some();
+            let wake_at = self.next_wake_at();
+            let result = tokio::select! {
+                msg = channels.consensus.recv() => match msg {
+                    Some(msg) => self.handle(msg, &channels.network).await,
+                    None => Err(DriverError::ChannelClosed("consensus")),
+                },
+                () = wake.notified(), if waiting => self.poll_pending(&channels.network).await,
+                () = tokio::time::sleep_until(wake_at.unwrap_or_else(Instant::now)), if wake_at.is_some() => {
+                    self.poll_pending(&channels.network).await
+                }
+            };
+            if let Err(e) = result {
+                error!(error = %e, "consensus driver stopping");
+                return Err(e);
+            }
+        }
+    }
+
+    fn next_wake_at(&self) -> Option<Instant> {
+        let start = self.pending_start.as_ref().and_then(|p| p.wake_at);
+        let value = self.pending_value.as_ref().map(|p| match p.wake_at {
+            Some(at) => at.min(p.give_up_at),
+            None => p.give_up_at,
+        });
+        match (start, value) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether this node may propose at `height` under `set`, so that it should wait
+    /// for something to propose.
+    fn proposes_at(&self, set: &ValidatorSet) -> bool {
+        self.signer.is_some() && set.get(&self.address).is_some()
+    }
+
+    /// Re-asks the application whether there is something to propose now, and
+    /// releases what was held back if so.
+    async fn poll_pending(
+        &mut self,
+        network: &mpsc::Sender<NetworkMsg<SettleContext>>,
+    ) -> Result<(), DriverError> {
+        let now = Instant::now();
+        if let Some(finalized_at) = self.pending_start.as_ref().map(|p| p.finalized_at) {
+            match self.app.propose_delay(now - finalized_at) {
+                Some(d) if d.is_zero() => self.release_start(),
+                delay => {
+                    if let Some(pending) = &mut self.pending_start {
+                        pending.wake_at = delay.map(|d| now + d);
+                    }
+                }
+            }
+        }
+        let Some((idle_since, give_up_at)) = self
+            .pending_value
+            .as_ref()
+            .map(|p| (p.idle_since, p.give_up_at))
+        else {
+            return Ok(());
+        };
+        if now >= give_up_at {
+            // Dropping the reply lets the round time out; the next round asks again.
+            if let Some(pending) = self.pending_value.take() {
+                debug!(height = %pending.height, round = %pending.round,
+                       "nothing to propose before the propose timeout");
+            }
+            self.publish_status();
+            return Ok(());
+        }
+        match self.app.propose_delay(now - idle_since) {
+            Some(d) if d.is_zero() => {
+                if let Some(pending) = self.pending_value.take() {
+                    self.publish_status();
+                    self.answer_get_value(pending.height, pending.round, pending.reply, network)
+                        .await?;
+                }
+            }
+            delay => {
+                if let Some(pending) = &mut self.pending_value {
+                    pending.wake_at = delay.map(|d| now + d);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn release_start(&mut self) {
+        if let Some(pending) = self.pending_start.take() {
+            // A closed channel means the engine is stopping; the driver notices on
+            // its next receive.
+            match pending.reply {
+                StartReply::Ready(reply, height, params) => {
+                    let _ = reply.send((height, params));
+                }
+                StartReply::Next(reply, next) => {
+                    let _ = reply.send(next);
+                }
+            }
+            self.publish_status();
+        }
+    }
+
+    async fn answer_get_value(
+        &mut self,
+        height: Height,
+        round: Round,
+        reply: oneshot::Sender<LocallyProposedValue<SettleContext>>,
+        network: &mpsc::Sender<NetworkMsg<SettleContext>>,
+    ) -> Result<(), DriverError> {
+        match self.propose(height, round, network).await? {
+            Some(value) => {
+                let _ = reply.send(LocallyProposedValue::new(height, round, value));
+            }
+            None => {
+                // No reply: consensus times out and prevotes nil.
+                warn!(%height, %round, "no block to propose");
+            }
+        }
+        Ok(())
+    }
+
+    fn publish_status(&self) {
+        let status = ConsensusStatus {
+            height: self.height,
+            round: self.round.as_u32(),
+            proposer: self
+                .validator_set
+                .as_ref()
+                .filter(|_| self.round.is_defined())
+                .map(|set| set.proposer(self.height, self.round).address),
+            validators: self
+                .validator_set
+                .as_ref()
+                .map(|set| {
+                    set.validators()
+                        .iter()
+                        .map(|v| (v.address, v.power))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            waiting_for_transactions: self.pending_start.is_some() || self.pending_value.is_some(),
+        };
+        self.status_tx.send_replace(status);
+    }
+
+    fn forward_transactions(&self, from: PeerId, origin: Option<PeerId>, batch: TxBatch) {
+        let Some(sink) = &self.tx_sink else {
+            return;
+        };
+        if batch.txs.is_empty() || batch.txs.len() > MAX_GOSSIP_BATCH_TXS {
+            warn!(peer = %from, count = batch.txs.len(), "dropping a transaction batch of a size out of bounds");
+            return;
+        }
+        if sink
+            .try_send(GossipedTxs {
+                from,
+                origin,
+                txs: batch.txs,
+            })
+            .is_err()
+        {
+            debug!(peer = %from, "mempool intake is busy; dropping a gossiped batch");
+        }
+    }
+
+    fn height_params(&self, height: Height) -> Result<HeightParams<SettleContext>, AppError> {
+        let validator_set = self.app.validator_set(height)?;
+        Ok(HeightParams::new(
+            validator_set,
+            self.timing.timeouts,
+            self.timing.block_interval,
+        ))
+    }
+
+    /// Makes `height` current: loads its validator set and drops what belongs to
+    /// earlier heights.
+    fn enter_height(&mut self, height: Height, params: &HeightParams<SettleContext>) {
+        self.height = height;
+        self.round = Round::Nil;
+        self.validator_set = Some(params.validator_set.clone());
+        self.proposals.retain(|(h, _, _), _| *h >= height);
+        self.blocks.retain(|_, (h, _)| *h >= height);
+        self.built.retain(|(h, _), _| *h >= height);
+        self.parked.retain(|c| c.init.height >= height);
+        self.synced.retain(|id| self.blocks.contains_key(id));
+        self.publish_status();
+    }
+
+    async fn handle(
+        &mut self,
+        msg: AppMsg<SettleContext>,
+        network: &mpsc::Sender<NetworkMsg<SettleContext>>,
+    ) -> Result<(), DriverError> {
+        match msg {
+            AppMsg::ConsensusReady { reply } => {
+                let start = self.app.tip_height()?.increment();
+                let params = self.height_params(start)?;
+                self.enter_height(start, &params);
+                info!(height = %start, validators = params.validator_set.len(), "consensus ready");
+                let alone = params.validator_set.len() == 1
+                    && self
+                        .validator_set
+                        .as_ref()
+                        .is_some_and(|set| self.proposes_at(set));
+                let now = Instant::now();
+                let delay = if alone {
+                    self.app.propose_delay(Duration::ZERO)
+                } else {
+                    Some(Duration::ZERO)
+                };
+                match delay {
+                    Some(d) if d.is_zero() => {
+                        if reply.send((start, params)).is_err() {
+                            return Err(DriverError::ChannelClosed("ConsensusReady reply"));
+                        }
+                    }
+                    delay => {
+                        debug!(height = %start, "the only validator waits for something to propose");
+                        self.last_finalized_at = now;
+                        self.pending_start = Some(PendingStart {
+                            reply: StartReply::Ready(reply, start, params),
+                            finalized_at: now,
+                            wake_at: delay.map(|d| now + d),
+                        });
+                        self.publish_status();
+                    }
+                }
+            }
+
+            AppMsg::StartedRound {
+                height,
+                round,
+                proposer,
+                role,
+                reply_value,
+            } => {
+                debug!(%height, %round, %proposer, ?role, "started round");
+                self.round = round;
+                self.publish_status();
+                let mut values = Vec::new();
+                if height == self.height {
+                    for stream in self.take_parked(height) {
+                        if let Some(value) = self.accept_stream(stream)?
+                            && value.round == round
+                        {
+                            values.push(value);
+                        }
+                    }
+                }
+                for ((h, r, _), stored) in &self.proposals {
+                    if *h == height && *r == round && !values.contains(&stored.value) {
+                        values.push(stored.value.clone());
+                    }
+                }
+                if role == Role::Proposer {
+                    debug!(%height, %round, "this node proposes");
+                }
+                // The engine waits for this reply; a closed channel means it is gone.
+                let _ = reply_value.send(values);
+            }
+
+            AppMsg::GetValue {
+                height,
+                round,
+                timeout,
+                reply,
+            } => {
+                // A request for a new round replaces one still held.
+                self.pending_value = None;
+                let now = Instant::now();
+                let already_built = self.built.contains_key(&(height, round));
+                match self.app.propose_delay(now - self.last_finalized_at) {
+                    Some(d) if d.is_zero() || already_built => {
+                        // Building is synchronous and bounded by the mempool's block
+                        // limits, well within the propose timeout.
+                        self.answer_get_value(height, round, reply, network).await?;
+                    }
+                    delay => {
+                        // Only at the first height after start-up (later heights wait
+                        // before they start): hold the request, within the timeout.
+                        let give_up_at = now + timeout * PROPOSE_WAIT_PER_MILLE / 1000;
+                        debug!(%height, %round, "waiting for something to propose");
+                        self.pending_value = Some(PendingValue {
+                            height,
+                            round,
+                            reply,
+                            idle_since: self.last_finalized_at,
+                            give_up_at,
+                            wake_at: delay.map(|d| now + d),
+                        });
+                        self.publish_status();
+                    }
+                }
+            }
+
+            AppMsg::ExtendVote { reply, .. } => {
+                let _ = reply.send(None);
+            }
+
+            AppMsg::VerifyVoteExtensions {
+                extensions, reply, ..
+            } => {
+                // Extensions are disabled: any that shows up is refused.
+                let verdicts = extensions
+                    .into_iter()
+                    .map(|(addr, _)| (addr, Err(VoteExtensionError::InvalidVoteExtension)))
+                    .collect();
+                let _ = reply.send(verdicts);
+            }
+
+            AppMsg::RestreamProposal {
+                height,
+                round,
+                valid_round,
+                address,
+                value_id,
+            } => {
+                self.restream(height, round, valid_round, address, value_id, network)
+                    .await?;
+            }
+
+            AppMsg::GetHistoryMinHeight { reply } => {
+                let _ = reply.send(self.app.history_min_height()?);
+            }
+
+            AppMsg::ReceivedProposalPart {
+                from,
+                published_by,
+                part,
+                reply,
+            } => {
+                let StreamMessage {
+                    stream_id,
+                    sequence,
+                    content,
+                } = part;
+                let content = match content {
+                    StreamContent::Data(ProposalPart::Transactions(batch)) => {
+                        self.forward_transactions(from, published_by, batch);
+                        let _ = reply.send(None);
+                        return Ok(());
+                    }
+                    other => other,
+                };
+                let part = StreamMessage::new(stream_id, sequence, content);
+                // A peer is proposing: the network has moved on to the next height.
+                self.release_start();
+                let publisher = published_by.unwrap_or(from);
+                let value = match self.streams.insert(publisher, part) {
+                    Ok(Some(stream)) => self.on_complete_stream(stream)?,
+                    Ok(None) => None,
+                    Err(e) => {
+                        warn!(peer = %publisher, error = %e, "dropping proposal stream");
+                        None
+                    }
+                };
+                let _ = reply.send(value);
+            }
+
+            AppMsg::Decided {
+                certificate,
+                extensions: _,
+                reply,
+            } => match self.commit(&certificate) {
+                Ok(()) => {
+                    let _ = reply.send(());
+                }
+                Err(e) => {
+                    // Not acknowledged: the height is restarted at Finalized.
+                    error!(height = %certificate.height, error = %e, "could not connect the decided block");
+                }
+            },
+
+            AppMsg::Finalized {
+                certificate,
+                extensions: _,
+                evidence: _,
+                reply,
+            } => {
+                // Misbehaviour evidence is logged by the engine; acting on it is planned.
+                let height = certificate.height;
+                let from_sync = self.synced.contains(&certificate.value_id);
+                let next = if self.committed_height == Some(height) {
+                    let next_height = height.increment();
+                    let params = self.height_params(next_height)?;
+                    self.enter_height(next_height, &params);
+                    Next::Start(next_height, params)
+                } else {
+                    let params = self.height_params(height)?;
+                    self.enter_height(height, &params);
+                    Next::Restart(height, params)
+                };
+                let may_wait = !from_sync
+                    && matches!(next, Next::Start(..))
+                    && self
+                        .validator_set
+                        .as_ref()
+                        .is_some_and(|set| self.proposes_at(set));
+                let now = Instant::now();
+                self.last_finalized_at = now;
+                let delay = if may_wait {
+                    self.app.propose_delay(Duration::ZERO)
+                } else {
+                    Some(Duration::ZERO)
+                };
+                match delay {
+                    Some(d) if d.is_zero() => {
+                        if reply.send(next).is_err() {
+                            return Err(DriverError::ChannelClosed("Finalized reply"));
+                        }
+                    }
+                    delay => {
+                        // The engine keeps working (sync, gossip) while the answer waits;
+                        // messages for the next height queue up until it starts.
+                        debug!(height = %height.increment(), "waiting for something to propose before starting the height");
+                        self.pending_start = Some(PendingStart {
+                            reply: StartReply::Next(reply, next),
+                            finalized_at: now,
+                            wake_at: delay.map(|d| now + d),
+                        });
+                        self.publish_status();
+                    }
+                }
+            }
+
+            AppMsg::GetDecidedValues { range, reply } => {
+                let mut values = Vec::new();
+                let mut height = *range.start();
+                while height <= *range.end() && values.len() < MAX_SYNC_BLOCKS_PER_RESPONSE {
+                    let Some(decided) = self.app.decided_block(height)? else {
+                        break;
+                    };
+                    let certificate =
+                        ExtendedCommitCertificate::from_commit_certificate_and_extensions(
+                            decided.certificate.to_malachite(),
+                            VoteExtensions::default(),
+                        );
+                    values.push(RawDecidedValue::new(decided.bytes, certificate));
+                    height = height.increment();
+                }
+                let _ = reply.send(values);
+            }
+
+            AppMsg::ProcessSyncedValue {
+                height,
+                round,
+                proposer,
+                value_bytes,
+                reply,
+            } => {
+                let outcome = self.process_synced(height, round, proposer, value_bytes);
+                let _ = reply.send(outcome);
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds (or rebuilds) this node's block for `height` and `round` and streams it.
+    async fn propose(
+        &mut self,
+        height: Height,
+        round: Round,
+        network: &mpsc::Sender<NetworkMsg<SettleContext>>,
+    ) -> Result<Option<BlockId>, DriverError> {
+        let Some(signer) = self.signer.clone() else {
+            return Ok(None);
+        };
+        let id = match self.built.get(&(height, round)) {
+            Some(id) => *id,
+            None => {
+                let block = match self.app.build_block(height) {
+                    Ok(block) => block,
+                    Err(e) => {
+                        error!(%height, error = %e, "could not build a block");
+                        return Ok(None);
+                    }
+                };
+                let id = BlockId::from_block_hash(block.hash);
+                self.blocks.insert(id, (height, block.bytes));
+                self.built.insert((height, round), id);
+                id
+            }
+        };
+        let Some((_, bytes)) = self.blocks.get(&id).cloned() else {
+            return Ok(None);
+        };
+        let init = ProposalInit {
+            height,
+            round,
+            pol_round: Round::Nil,
+            proposer: self.address,
+            block_len: match u32::try_from(bytes.len()) {
+                Ok(len) => len,
+                Err(_) => return Ok(None),
+            },
+        };
+        let fin = signer.sign_proposal_parts(height, round, Round::Nil, &id);
+        let value = ProposedValue {
+            height,
+            round,
+            valid_round: Round::Nil,
+            proposer: self.address,
+            value: id,
+            validity: Validity::Valid,
+        };
+        self.proposals.insert(
+            (height, round, id),
+            StoredProposal {
+                init: init.clone(),
+                fin,
+                value,
+            },
+        );
+        self.publish(init, &bytes, fin, network).await?;
+        Ok(Some(id))
+    }
+
+    /// Re-publishes the parts of a proposal: the stored stream if this node has it,
+    /// or, when this node is the proposer re-proposing a block it knows, a new one.
+    async fn restream(
+        &mut self,
+        height: Height,
+        round: Round,
+        valid_round: Round,
+        proposer: Address,
+        id: BlockId,
+        network: &mpsc::Sender<NetworkMsg<SettleContext>>,
+    ) -> Result<(), DriverError> {
+        let Some((_, bytes)) = self.blocks.get(&id).cloned() else {
+            warn!(%height, %round, block = %id, "asked to restream a block this node does not have");
+            return Ok(());
+        };
+        if let Some(stored) = self.proposals.get(&(height, round, id)).cloned() {
+            return self.publish(stored.init, &bytes, stored.fin, network).await;
+        }
+        let Some(signer) = self.signer.clone().filter(|s| s.address() == proposer) else {
+            warn!(%height, %round, block = %id, "no stored stream to restream");
+            return Ok(());
+        };
+        let Ok(block_len) = u32::try_from(bytes.len()) else {
+            return Ok(());
+        };
+        let init = ProposalInit {
+            height,
+            round,
+            pol_round: valid_round,
+            proposer,
+            block_len,
+        };
+        let fin = signer.sign_proposal_parts(height, round, valid_round, &id);
+        self.proposals.insert(
+            (height, round, id),
+            StoredProposal {
+                init: init.clone(),
+                fin,
+                value: ProposedValue {
+                    height,
+                    round,
+                    valid_round,
+                    proposer,
+                    value: id,
+                    validity: Validity::Valid,
+                },
+            },
+        );
+        self.publish(init, &bytes, fin, network).await
+    }
+
+    async fn publish(
+        &mut self,
+        init: ProposalInit,
+        block: &[u8],
+        fin: Signature,
+        network: &mpsc::Sender<NetworkMsg<SettleContext>>,
+    ) -> Result<(), DriverError> {
+        self.stream_nonce = self.stream_nonce.wrapping_add(1);
+        let mut id = Vec::with_capacity(16);
+        id.extend_from_slice(&init.height.as_u64().to_le_bytes());
+        id.extend_from_slice(&init.round.as_i64().to_le_bytes()[..4]);
+        id.extend_from_slice(&self.stream_nonce.to_le_bytes());
+        let stream_id = StreamId::new(Bytes::from(id));
+        let parts = split(init, block, fin);
+        let end = parts.len() as u64;
+        for (sequence, part) in parts.into_iter().enumerate() {
+            let msg = StreamMessage::new(
+                stream_id.clone(),
+                sequence as u64,
+                StreamContent::Data(part),
+            );
+            network
+                .send(NetworkMsg::PublishProposalPart(msg))
+                .await
+                .map_err(|_| DriverError::ChannelClosed("network"))?;
+        }
+        network
+            .send(NetworkMsg::PublishProposalPart(StreamMessage::new(
+                stream_id,
+                end,
+                StreamContent::Fin,
+            )))
+            .await
+            .map_err(|_| DriverError::ChannelClosed("network"))
+    }
+
+    fn take_parked(&mut self, height: Height) -> Vec<CompleteStream> {
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.parked)
+            .into_iter()
+            .partition(|c| c.init.height == height);
+        self.parked = later;
+        now
+    }
+
+    fn on_complete_stream(
+        &mut self,
+        stream: CompleteStream,
+    ) -> Result<Option<ProposedValue<SettleContext>>, DriverError> {
+        let height = stream.init.height;
+        if height < self.height {
+            return Ok(None);
+        }
+        if height > self.height {
+            if height.as_u64() <= self.height.as_u64() + MAX_PARK_AHEAD_HEIGHTS
+                && self.parked.len() < MAX_PARKED_PROPOSALS
+            {
+                self.parked.push(stream);
+            }
+            return Ok(None);
+        }
+        self.accept_stream(stream)
+    }
+
+    /// Checks a complete stream for the current height: the right proposer, a block
+    /// the application judges, and the proposer's signature over that block's hash.
+    fn accept_stream(
+        &mut self,
+        stream: CompleteStream,
+    ) -> Result<Option<ProposedValue<SettleContext>>, DriverError> {
+        let CompleteStream { init, block, fin } = stream;
+        let Some(set) = &self.validator_set else {
+            return Ok(None);
+        };
+        let expected = set.proposer(init.height, init.round);
+        if expected.address != init.proposer {
+            warn!(height = %init.height, round = %init.round, proposer = %init.proposer,
+                  expected = %expected.address, "proposal stream from a validator that is not the proposer");
+            return Ok(None);
+        }
+        let proposer_key = expected.public_key;
+        // Cheap checks first: the header hash and the proposer's signature over it.
+        // Only a block its proposer really sent is validated in full.
+        let Some(hash) = self.app.block_hash(&block) else {
+            warn!(height = %init.height, round = %init.round, "proposed block does not decode");
+            return Ok(None);
+        };
+        let id = BlockId::from_block_hash(hash);
+        let digest =
+            proposal_parts_digest(&self.chain_id, init.height, init.round, init.pol_round, &id);
+        if !verify_digest(&proposer_key, &digest, &fin) {
+            warn!(height = %init.height, round = %init.round, "proposal stream signature is invalid");
+            return Ok(None);
+        }
+        let validity = match self.app.validate_block(init.height, &block)? {
+            BlockVerdict::Valid(valid) if valid == hash => Validity::Valid,
+            BlockVerdict::Valid(other) => {
+                error!(height = %init.height, block = %hash, validated = %other,
+                       "the application hashed the block two ways; voting nil");
+                Validity::Invalid
+            }
+            BlockVerdict::Invalid { reason, .. } => {
+                warn!(height = %init.height, round = %init.round, block = %hash, %reason,
+                      "proposed block is invalid; voting nil");
+                Validity::Invalid
+            }
+            BlockVerdict::Malformed { reason } => {
+                warn!(height = %init.height, round = %init.round, block = %hash, %reason,
+                      "proposed block does not decode in full; voting nil");
+                Validity::Invalid
+            }
+        };
+        let value = ProposedValue {
+            height: init.height,
+            round: init.round,
+            valid_round: init.pol_round,
+            proposer: init.proposer,
+            value: id,
+            validity,
+        };
+        if validity.is_valid() {
+            self.blocks.insert(id, (init.height, Bytes::from(block)));
+        }
+        self.proposals.insert(
+            (init.height, init.round, id),
+            StoredProposal {
+                init,
+                fin,
+                value: value.clone(),
+            },
+        );
+        Ok(Some(value))
+    }
+
+    fn process_synced(
+        &mut self,
+        height: Height,
+        round: Round,
+        proposer: Address,
+        bytes: Bytes,
+    ) -> SyncedValueOutcome<SettleContext> {
+        if height != self.height {
+            return SyncedValueOutcome::LocalTransientError;
+        }
+        let verdict = match self.app.validate_block(height, &bytes) {
+            Ok(verdict) => verdict,
+            Err(e) => {
+                error!(%height, error = %e, "could not validate a synced block");
+                return SyncedValueOutcome::LocalTransientError;
+            }
+        };
+        let (id, validity) = match verdict {
+            BlockVerdict::Valid(hash) => (BlockId::from_block_hash(hash), Validity::Valid),
+            BlockVerdict::Invalid { hash, reason } => {
+                // A certificate vouches for it, yet it breaks our rules: the engine
+                // reports the disagreement instead of deciding.
+                error!(%height, block = %hash, %reason, "synced block with a valid certificate is invalid");
+                (BlockId::from_block_hash(hash), Validity::Invalid)
+            }
+            BlockVerdict::Malformed { reason } => {
+                warn!(%height, %reason, "synced block does not decode");
+                return SyncedValueOutcome::PeerFault;
+            }
+        };
+        if validity.is_valid() {
+            self.blocks.insert(id, (height, bytes));
+            self.synced.insert(id);
+        }
+        SyncedValueOutcome::Verdict(ProposedValue {
+            height,
+            round,
+            valid_round: Round::Nil,
+            proposer,
+            value: id,
+            validity,
+        })
+    }
+
+    fn commit(
+        &mut self,
+        certificate: &CommitCertificate<SettleContext>,
+    ) -> Result<(), CommitError> {
+        let height = certificate.height;
+        let id = certificate.value_id;
+        let Some((block_height, bytes)) = self.blocks.get(&id).cloned() else {
+            return Err(CommitError::UnknownBlock(id));
+        };
+        if block_height != height {
+            return Err(CommitError::UnknownBlock(id));
+        }
+        let cert = Certificate::from_malachite(certificate)?;
+        self.app.commit_block(height, &bytes, &cert)?;
+        self.committed_height = Some(height);
+        self.committed_tx.send_replace(height);
+        info!(%height, block = %id, signatures = cert.signatures.len(), "block connected");
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CommitError {
+    #[error("no block {0} is known at the decided height")]
+    UnknownBlock(BlockId),
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
+    #[error(transparent)]
+    App(#[from] AppError),
+}
+
+impl<A> std::fmt::Debug for Driver<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("address", &self.address)
+            .field("height", &self.height)
+            .field("round", &self.round)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,365 @@
+//! The chain as the consensus engine sees it: [`ChainApp`] implements
+//! settle-consensus's [`Application`] over the node's RocksDB chainstate and mempool.
+//!
+//! - The proposer builds its block from the mempool (`build_block`).
+//! - Every proposed or synced block is validated in full on top of the tip before this
+//!   node votes for it or connects it (`validate_block`); nothing is changed by that.
+//! - A decided block is connected together with its certificate in one synced write
+//!   batch, and the mempool is updated under the same lock (`commit_block`).
+//!
+//! The bytes consensus carries are a block without its certificate (`spec/consensus.md`,
+//! section 4): `header ‖ compact_size(tx count) ‖ transactions`. The certificate only
+//! exists once the block is decided, and is stored with it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use settle_assets::encode::{Decode, DecodeError, Encode, Reader, write_compact_size};
+use settle_assets::hash::BlockHash;
+use settle_assets::transaction::Transaction;
+use settle_chain::limits::{HEADER_BYTES, MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
+use settle_chain::{Block, BlockEffects, CommitCertificate, Header};
+use settle_consensus::{
+    AppError, Application, BlockVerdict, Certificate, CommitSignature, DecidedBlock, Height,
+    ProposedBlock, ValidatorSet,
+};
+
+use crate::node::{Node, now_ms};
+
+/// Smallest encoded transaction (version, two empty counts, lock time, expiry): bounds
+/// the transaction count against the bytes that remain when decoding.
+const MIN_TX_BYTES: usize = 4 + 1 + 1 + 4 + 4;
+/// Most blocks kept checked (with their effects) for the height being decided: one
+/// per round in practice; beyond this the oldest entries are dropped and re-validated
+/// if they are decided after all.
+const MAX_CHECKED_BLOCKS: usize = 16;
+
+/// The consensus bytes of a block: header, transaction count, transactions.
+pub fn encode_block_body(header: &Header, transactions: &[Transaction]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(
+        HEADER_BYTES
+            + 5
+            + transactions
+                .iter()
+                .map(Transaction::size_bytes)
+                .sum::<usize>(),
+    );
+    header.encode(&mut out);
+    write_compact_size(&mut out, transactions.len() as u64);
+    for tx in transactions {
+        tx.encode(&mut out);
+    }
+    out
+}
+
+/// Decodes the consensus bytes of a block (no trailing bytes allowed). The block's
+/// certificate is left empty.
+pub fn decode_block_body(bytes: &[u8]) -> Result<Block, DecodeError> {
+    if bytes.len() > MAX_BLOCK_BYTES {
+        return Err(DecodeError::TooLarge {
+            what: "block",
+            size: bytes.len() as u64,
+            max: MAX_BLOCK_BYTES,
+        });
+    }
+    let mut r = Reader::new(bytes);
+    let header = Header::decode(&mut r)?;
+    let count = r.read_count("block transactions", MAX_BLOCK_TXS, MIN_TX_BYTES)?;
+    let mut transactions = Vec::with_capacity(count);
+    for _ in 0..count {
+        transactions.push(Transaction::decode(&mut r)?);
+    }
+    if r.remaining() != 0 {
+        return Err(DecodeError::TrailingBytes {
+            what: "block",
+            count: r.remaining(),
+        });
+    }
+    let hash = header.hash();
+    Ok(Block {
+        certificate: CommitCertificate::empty(header.height, 0, hash),
+        header,
+        transactions,
+    })
+}
+
+/// Settle-chain's certificate from settle-consensus's (the same fields).
+pub fn chain_certificate(cert: &Certificate) -> CommitCertificate {
+    CommitCertificate {
+        height: cert.height,
+        round: cert.round,
+        block_hash: cert.block_hash,
+        signatures: cert
+            .signatures
+            .iter()
+            .map(|s| settle_chain::CommitSignature {
+                validator: s.validator,
+                signature: s.signature,
+            })
+            .collect(),
+    }
+}
+
+fn consensus_certificate(cert: &CommitCertificate) -> Certificate {
+    Certificate {
+        height: cert.height,
+        round: cert.round,
+        block_hash: cert.block_hash,
+        signatures: cert
+            .signatures
+            .iter()
+            .map(|s| CommitSignature {
+                validator: s.validator,
+                signature: s.signature,
+            })
+            .collect(),
+    }
+}
+
+/// The consensus form of the chain spec's validator set.
+pub fn consensus_validator_set(spec: &settle_chain::ChainSpec) -> Result<ValidatorSet, AppError> {
+    ValidatorSet::new(
+        spec.validators
+            .validators()
+            .iter()
+            .map(|v| (v.key, v.power)),
+    )
+    .map_err(|e| AppError(format!("the chain spec's validator set: {e}")))
+}
+
+fn app_err(e: impl std::fmt::Display) -> AppError {
+    AppError(e.to_string())
+}
+
+/// The daemon's side of consensus.
+#[derive(Debug)]
+pub struct ChainApp {
+    node: Arc<Node>,
+    validators: ValidatorSet,
+    /// This node's validator key, the `proposer` of the blocks it builds.
+    proposer: Option<[u8; 32]>,
+    /// Blocks built or validated on the current tip, with their effects, so the
+    /// decided one is connected without validating it again.
+    checked: HashMap<BlockHash, (Block, BlockEffects)>,
+}
+
+impl ChainApp {
+    pub fn new(node: Arc<Node>, proposer: Option<[u8; 32]>) -> Result<Self, AppError> {
+        let validators = consensus_validator_set(&node.spec)?;
+        Ok(ChainApp {
+            node,
+            validators,
+            proposer,
+            checked: HashMap::new(),
+        })
+    }
+
+    fn remember(&mut self, block: Block, effects: BlockEffects) {
+        if self.checked.len() >= MAX_CHECKED_BLOCKS {
+            self.checked.clear();
+        }
+        self.checked.insert(block.hash(), (block, effects));
+    }
+
+    /// Validates `block` on the current tip: `Ok(Err(reason))` for an invalid block.
+    fn check(&self, block: &Block) -> Result<Result<BlockEffects, String>, AppError> {
+        let tip = self.node.tip().map_err(app_err)?;
+        let view = crate::store::PrefetchedView::new(&self.node.store, &tip, &block.transactions)
+            .map_err(app_err)?;
+        let verdict = settle_chain::validate_proposal(
+            block,
+            &tip.header,
+            &view,
+            &self.node.spec,
+            &self.node.chain_id,
+        );
+        if let Some(e) = view.take_error() {
+            // A verdict reached on a failed read is no verdict.
+            return Err(app_err(e));
+        }
+        Ok(verdict.map_err(|e| e.to_string()))
+    }
+}
+
+impl Application for ChainApp {
+    fn tip_height(&self) -> Result<Height, AppError> {
+        Ok(Height(self.node.tip().map_err(app_err)?.height))
+    }
+
+    fn history_min_height(&self) -> Result<Height, AppError> {
+        Ok(Height(1))
+    }
+
+    fn validator_set(&self, _height: Height) -> Result<ValidatorSet, AppError> {
+        // The set is the chain spec's at every height until validator-set changes by
+        // transaction exist (spec/consensus.md, section 8).
+        Ok(self.validators.clone())
+    }
+
+    fn build_block(&mut self, height: Height) -> Result<ProposedBlock, AppError> {
+        let proposer = self
+            .proposer
+            .ok_or_else(|| AppError("this node holds no validator key".into()))?;
+        let built = self.node.build_next_block(proposer).map_err(app_err)?;
+        if built.block.header.height != height.0 {
+            return Err(AppError(format!(
+                "asked to build height {height} on a tip at {}",
+                built.block.header.height.saturating_sub(1)
+            )));
+        }
+        let hash = built.block.hash();
+        let bytes = encode_block_body(&built.block.header, &built.block.transactions);
+        tracing::debug!(%height, block = %hash, txs = built.block.transactions.len(), "built a block");
+        self.remember(built.block, built.effects);
+        Ok(ProposedBlock {
+            hash,
+            bytes: Bytes::from(bytes),
+        })
+    }
+
+    fn block_hash(&self, bytes: &[u8]) -> Option<BlockHash> {
+        let header = bytes.get(..HEADER_BYTES)?;
+        settle_assets::deserialize::<Header>(header)
+            .ok()
+            .map(|h| h.hash())
+    }
+
+    fn validate_block(&mut self, height: Height, bytes: &[u8]) -> Result<BlockVerdict, AppError> {
+        let block = match decode_block_body(bytes) {
+            Ok(block) => block,
+            Err(e) => {
+                return Ok(BlockVerdict::Malformed {
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let hash = block.hash();
+        if block.header.height != height.0 {
+            return Ok(BlockVerdict::Invalid {
+                hash,
+                reason: format!(
+                    "the header says height {}, consensus decides {height}",
+                    block.header.height
+                ),
+            });
+        }
+        if self
+            .checked
+            .get(&hash)
+            .is_some_and(|(_, e)| e.height == height.0)
+        {
+            return Ok(BlockVerdict::Valid(hash));
+        }
+        match self.check(&block)? {
+            Ok(effects) => {
+                self.remember(block, effects);
+                Ok(BlockVerdict::Valid(hash))
+            }
+            Err(reason) => Ok(BlockVerdict::Invalid { hash, reason }),
+        }
+    }
+
+    fn commit_block(
+        &mut self,
+        height: Height,
+        bytes: &[u8],
+        certificate: &Certificate,
+    ) -> Result<(), AppError> {
+        let block_hash = self
+            .block_hash(bytes)
+            .ok_or_else(|| AppError(format!("the decided block at {height} does not decode")))?;
+        let (mut block, effects) = match self.checked.remove(&block_hash) {
+            Some(checked) => checked,
+            None => {
+                let block = decode_block_body(bytes).map_err(|e| {
+                    AppError(format!(
+                        "the decided block at {height} does not decode: {e}"
+                    ))
+                })?;
+                let effects = self.check(&block)?.map_err(|reason| {
+                    AppError(format!(
+                        "the decided block {block_hash} at {height} is invalid here: {reason}"
+                    ))
+                })?;
+                (block, effects)
+            }
+        };
+        block.certificate = chain_certificate(certificate);
+        // The engine checked the quorum; checking again against the chain's own rule
+        // costs one signature per validator and keeps a bad certificate out of the
+        // database whatever the engine did.
+        block
+            .certificate
+            .verify_for(
+                height.0,
+                &block_hash,
+                &self.node.spec.validators,
+                &self.node.chain_id,
+            )
+            .map_err(|e| AppError(format!("the certificate of block {block_hash}: {e}")))?;
+        self.node
+            .connect_decided(&block, &effects)
+            .map_err(app_err)?;
+        self.checked.clear();
+        Ok(())
+    }
+
+    fn decided_block(&self, height: Height) -> Result<Option<DecidedBlock>, AppError> {
+        let Some(block) = self.node.store.block_at(height.0).map_err(app_err)? else {
+            return Ok(None);
+        };
+        Ok(Some(DecidedBlock {
+            bytes: Bytes::from(encode_block_body(&block.header, &block.transactions)),
+            certificate: consensus_certificate(&block.certificate),
+        }))
+    }
+
+    fn propose_delay(&self, idle: Duration) -> Option<Duration> {
+        let cfg = &self.node.config.producer;
+        let oldest = self.node.mempool().oldest_entry_time_ms();
+        match oldest {
+            Some(arrived_ms) => {
+                let ready_ms = arrived_ms.saturating_add(cfg.batch_delay_ms);
+                Some(Duration::from_millis(ready_ms.saturating_sub(now_ms())))
+            }
+            None if cfg.empty_blocks => {
+                Some(Duration::from_millis(cfg.empty_block_interval_ms).saturating_sub(idle))
+            }
+            None => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_bodies_roundtrip_and_garbage_is_an_error() {
+        let header = Header {
+            version: 1,
+            height: 7,
+            prev_hash: BlockHash([1; 32]),
+            time_ms: 9,
+            merkle_root: [0; 32],
+            utxo_commitment: [2; 32],
+            validator_set_hash: [3; 32],
+            proposer: [4; 32],
+        };
+        let bytes = encode_block_body(&header, &[]);
+        let block = decode_block_body(&bytes).expect("decodes");
+        assert_eq!(block.header, header);
+        assert!(block.transactions.is_empty());
+        assert!(block.certificate.signatures.is_empty());
+
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(decode_block_body(&trailing).is_err());
+        assert!(decode_block_body(&bytes[..bytes.len() - 1]).is_err());
+        let mut huge_count = bytes[..HEADER_BYTES].to_vec();
+        huge_count.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0x7f]);
+        assert!(decode_block_body(&huge_count).is_err());
+    }
+}

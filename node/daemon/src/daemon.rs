@@ -1,0 +1,367 @@
+//! The running daemon: the HTTP JSON-RPC server (axum on tokio), consensus and the
+//! network (`p2p.rs`), `/metrics`, and clean shutdown on SIGINT, SIGTERM or `stop`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use serde_json::Value;
+use settle_rpc::{
+    MAX_BATCH_REQUESTS, MAX_REQUEST_BODY_BYTES, Request, Response as RpcResponse, RpcError, codes,
+};
+use tokio::sync::{Notify, watch};
+
+use crate::datadir::Cookie;
+use crate::node::Node;
+use crate::rpc::{Effect, call};
+
+/// How often the mempool's age limit is enforced.
+const MEMPOOL_EXPIRY_INTERVAL_MS: u64 = 10_000;
+
+/// Most bytes of an oversize request body read (and thrown away) before answering, so the
+/// client sees the error rather than a connection reset. Larger announced bodies are
+/// refused without reading.
+const MAX_DRAIN_BYTES: usize = 4 * MAX_REQUEST_BODY_BYTES;
+
+enum BodyError {
+    TooLarge,
+    Read(axum::Error),
+}
+
+/// Reads a request body of at most `MAX_REQUEST_BODY_BYTES`. A larger one is drained up
+/// to `MAX_DRAIN_BYTES` without being kept.
+async fn read_body(mut body: Body) -> Result<Vec<u8>, BodyError> {
+    use http_body_util::BodyExt as _;
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Read)?;
+        if let Ok(data) = frame.into_data() {
+            total = total.saturating_add(data.len());
+            if total > MAX_DRAIN_BYTES {
+                return Err(BodyError::TooLarge);
+            }
+            if total <= MAX_REQUEST_BODY_BYTES {
+                kept.extend_from_slice(&data);
+            }
+        }
+    }
+    if total > MAX_REQUEST_BODY_BYTES {
+        return Err(BodyError::TooLarge);
+    }
+    Ok(kept)
+}
+
+/// Asks every task to stop, once.
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    tx: watch::Sender<bool>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Shutdown {
+            tx: watch::channel(false).0,
+        }
+    }
+
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        *self.tx.borrow()
+    }
+
+    /// Resolves once shutdown has been asked for.
+    pub async fn wait(&self) {
+        let mut rx = self.tx.subscribe();
+        // Err means the sender is gone, which only happens at exit: stop as well.
+        let _ = rx.wait_for(|v| *v).await;
+    }
+}
+
+/// State shared by the HTTP handlers.
+#[derive(Clone, Debug)]
+struct AppState {
+    node: Arc<Node>,
+    /// The exact `Authorization` header value that the cookie grants.
+    expected_auth: Arc<str>,
+    shutdown: Shutdown,
+    tx_arrived: Arc<Notify>,
+}
+
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+fn error_response(status: StatusCode, error: RpcError) -> Response {
+    json_response(status, &RpcResponse::err(Value::Null, error))
+}
+
+/// Compares without an early exit, so response time does not leak how much of a
+/// guessed password was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn handle_rpc(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let authorised = headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| constant_time_eq(v.as_bytes(), state.expected_auth.as_bytes()));
+    if !authorised {
+        let mut response = error_response(
+            StatusCode::UNAUTHORIZED,
+            RpcError::new(
+                codes::INVALID_REQUEST,
+                "authentication required: HTTP Basic with the credentials in <datadir>/.cookie",
+            ),
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"settled\""),
+        );
+        return response;
+    }
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            RpcError::new(
+                codes::REQUEST_TOO_LARGE,
+                format!("request body exceeds the limit of {MAX_REQUEST_BODY_BYTES} bytes"),
+            ),
+        )
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_DRAIN_BYTES as u64) {
+        return too_large();
+    }
+    let bytes = match read_body(body).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::Read(e)) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                RpcError::invalid_request(format!("cannot read the request body: {e}")),
+            );
+        }
+    };
+    crate::metrics::Metrics::inc(&state.node.metrics.rpc_requests, 1);
+    let parsed: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => return error_response(StatusCode::OK, RpcError::parse_error(e)),
+    };
+    match parsed {
+        Value::Array(items) => {
+            if items.is_empty() || items.len() > MAX_BATCH_REQUESTS {
+                return error_response(
+                    StatusCode::OK,
+                    RpcError::invalid_request(format!(
+                        "a batch must hold 1 to {MAX_BATCH_REQUESTS} requests, got {}",
+                        items.len()
+                    )),
+                );
+            }
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.push(handle_one(&state, item).await);
+            }
+            json_response(StatusCode::OK, &out)
+        }
+        single => json_response(StatusCode::OK, &handle_one(&state, single).await),
+    }
+}
+
+async fn handle_one(state: &AppState, item: Value) -> RpcResponse {
+    let id = item.get("id").cloned().unwrap_or(Value::Null);
+    let request: Request = match serde_json::from_value(item) {
+        Ok(r) => r,
+        Err(e) => return RpcResponse::err(id, RpcError::invalid_request(e)),
+    };
+    let node = Arc::clone(&state.node);
+    let method = request.method.clone();
+    let params = request.params;
+    let result = tokio::task::spawn_blocking(move || call(&node, &method, &params)).await;
+    match result {
+        Ok(Ok((value, effect))) => {
+            match effect {
+                Effect::None => {}
+                Effect::TxAccepted => state.tx_arrived.notify_one(),
+                Effect::Shutdown => {
+                    tracing::info!("stop requested over rpc");
+                    state.shutdown.trigger();
+                }
+            }
+            RpcResponse::ok(request.id, value)
+        }
+        Ok(Err(e)) => RpcResponse::err(request.id, e),
+        Err(join) => {
+            tracing::error!(method = %request.method, error = %join, "rpc handler panicked");
+            RpcResponse::err(request.id, RpcError::internal("the request handler failed"))
+        }
+    }
+}
+
+async fn handle_metrics(State(state): State<AppState>) -> Response {
+    let node = Arc::clone(&state.node);
+    let text = tokio::task::spawn_blocking(move || node.metrics.render(node.gauges()))
+        .await
+        .unwrap_or_default();
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        RpcError::new(
+            codes::METHOD_NOT_FOUND,
+            "not found: POST json-rpc to / or GET /metrics",
+        ),
+    )
+}
+
+async fn maintenance_loop(node: Arc<Node>, shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(Duration::from_millis(MEMPOOL_EXPIRY_INTERVAL_MS));
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tick.tick() => {
+                let n = Arc::clone(&node);
+                match tokio::task::spawn_blocking(move || n.expire_mempool()).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(k)) => tracing::info!(removed = k, "expired mempool transactions"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "mempool expiry failed"),
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+}
+
+async fn wait_for_signal(shutdown: Shutdown) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the node with the stop rpc");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+        _ = shutdown.wait() => return,
+    }
+    shutdown.trigger();
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen for rpc on {addr}: {source} (is another node using --rpc-port {port}?)")]
+    Bind {
+        addr: SocketAddr,
+        port: u16,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    DataDir(#[from] crate::datadir::DataDirError),
+    #[error(transparent)]
+    P2p(#[from] crate::p2p::P2pError),
+    #[error("rpc server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Serves RPC and runs consensus until shutdown. Returns once every task has stopped.
+pub async fn serve(
+    node: Arc<Node>,
+    datadir: &crate::datadir::DataDir,
+    shutdown: Shutdown,
+) -> Result<(), StartError> {
+    let addr = SocketAddr::new(node.config.rpc_bind, node.config.rpc_port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr,
+            port: addr.port(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(StartError::Serve)?;
+    let cookie = Cookie::create(datadir)?;
+    let expected_auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            settle_rpc::COOKIE_USER,
+            cookie.password
+        ))
+    );
+    let tx_arrived = Arc::clone(&node.tx_arrived);
+    let consensus = Arc::new(crate::p2p::start_consensus(&node, datadir, &shutdown).await?);
+    let _ = node.consensus.set(Arc::clone(&consensus));
+    let state = AppState {
+        node: Arc::clone(&node),
+        expected_auth: expected_auth.into(),
+        shutdown: shutdown.clone(),
+        tx_arrived: Arc::clone(&tx_arrived),
+    };
+    let app = Router::new()
+        .route("/", post(handle_rpc))
+        .route("/metrics", get(handle_metrics))
+        .fallback(not_found)
+        .with_state(state);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(wait_for_signal(shutdown.clone()));
+    tasks.spawn(maintenance_loop(Arc::clone(&node), shutdown.clone()));
+    tracing::info!(rpc = %local, p2p_port = node.config.p2p_port, "settled is ready");
+    let sd = shutdown.clone();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { sd.wait().await })
+        .await;
+    shutdown.trigger();
+    while tasks.join_next().await.is_some() {}
+    // The node keeps its handle (for RPC) in a OnceLock: stop the engine through ours.
+    drop(consensus);
+    if let Some(handle) = node.consensus.get() {
+        handle.stop().await;
+    }
+    drop(cookie);
+    served.map_err(StartError::Serve)
+}

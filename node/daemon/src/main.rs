@@ -1,0 +1,282 @@
+//! `settled`: the Settle node daemon.
+//!
+//! ```text
+//! settled --dev                      initialise a dev chain if needed, then run
+//! settled init --dev --datadir D     write a dev chain spec and fresh keys
+//! settled run --datadir D            run the node
+//! settled verify --datadir D         check the database against its blocks
+//! settled testnet --validators 4 --full-nodes 1 --dir D
+//!                                    write a local loopback network's spec, keys, configs
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use settle_node::config::Config;
+use settle_node::daemon::{Shutdown, serve};
+use settle_node::datadir::{self, DataDir};
+use settle_node::node::{Node, now_ms};
+use settle_node::store::{ChainStore, StoreOptions};
+use settle_node::verify::verify_chain;
+
+#[derive(Parser, Debug)]
+#[command(name = "settled", version, about = "Settle node daemon")]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Data directory (default: ~/.settle, or ~/.settle/dev with --dev).
+    #[arg(long, global = true, value_name = "DIR")]
+    datadir: Option<PathBuf>,
+    /// Development chain: one local validator, keys in the data directory.
+    #[arg(long, global = true)]
+    dev: bool,
+    /// JSON-RPC port on 127.0.0.1 (overrides settled.toml).
+    #[arg(long, global = true, value_name = "PORT")]
+    rpc_port: Option<u16>,
+    /// Peer-to-peer port (overrides settled.toml).
+    #[arg(long, global = true, value_name = "PORT")]
+    p2p_port: Option<u16>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Write a chain spec and fresh validator and issuer keys into the data directory.
+    Init,
+    /// Run the node (the default).
+    Run,
+    /// Recompute the UTXO-set commitment and check every block and coin in the database.
+    Verify,
+    /// Write the chain spec, keys and configurations of a local network on loopback.
+    Testnet(TestnetArgs),
+}
+
+#[derive(Args, Debug)]
+struct TestnetArgs {
+    /// Number of validators (power 1 each).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    validators: u16,
+    /// Number of full nodes (followers that never sign).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=63))]
+    full_nodes: u16,
+    /// Directory to write into (must be empty or absent): node0, node1, ... and keys/.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// First port: node i uses base+2i for RPC and base+2i+1 for p2p.
+    #[arg(long, default_value_t = 17400, value_name = "PORT")]
+    base_port: u16,
+    /// Settings appended to every node's settled.toml (TOML starting with a [section]).
+    #[arg(long, value_name = "TOML")]
+    extra_config: Option<String>,
+}
+
+fn default_datadir(dev: bool) -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    let base = home.join(".settle");
+    if dev { base.join("dev") } else { base }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+type Fallible = Result<(), Box<dyn std::error::Error>>;
+
+fn init(common: &Common, dir: &DataDir) -> Fallible {
+    if !common.dev {
+        return Err("only dev chains can be initialised here: pass --dev".into());
+    }
+    let _lock = dir.lock()?;
+    let made = datadir::init_dev(dir, now_ms())?;
+    let chain_id = made.spec.chain_id()?;
+    println!("initialised a dev chain in {}", dir.root().display());
+    println!("  chain id:        {chain_id}");
+    println!(
+        "  validator key:   {} ({})",
+        made.validator,
+        dir.validator_key().display()
+    );
+    println!(
+        "  cash issuer:     {} ({})",
+        made.issuer_cash,
+        dir.issuer_cash_key().display()
+    );
+    println!(
+        "  security issuer: {} ({})",
+        made.issuer_security,
+        dir.issuer_security_key().display()
+    );
+    Ok(())
+}
+
+fn testnet(args: &TestnetArgs) -> Fallible {
+    let made = datadir::init_testnet(
+        &args.dir,
+        usize::from(args.validators),
+        usize::from(args.full_nodes),
+        args.base_port,
+        now_ms(),
+        args.extra_config.as_deref().unwrap_or(""),
+    )?;
+    println!(
+        "wrote a testnet of {} nodes in {} (chain id {})",
+        made.nodes.len(),
+        args.dir.display(),
+        made.spec.chain_id()?
+    );
+    for node in &made.nodes {
+        println!(
+            "  {} {:9} rpc 127.0.0.1:{}  p2p {}",
+            node.name,
+            if node.validator {
+                "validator"
+            } else {
+                "full node"
+            },
+            node.rpc_port,
+            node.multiaddr
+        );
+    }
+    println!("  issuer keys in {}", made.keys_dir.display());
+    println!(
+        "run each node with: settled --datadir {}/node<i>",
+        args.dir.display()
+    );
+    Ok(())
+}
+
+fn load_config(common: &Common, dir: &DataDir) -> Result<Config, Box<dyn std::error::Error>> {
+    let mut config = Config::load(&dir.config())?;
+    if let Some(p) = common.rpc_port {
+        config.rpc_port = p;
+    }
+    if let Some(p) = common.p2p_port {
+        config.p2p_port = p;
+    }
+    Ok(config)
+}
+
+fn run(common: &Common, dir: &DataDir) -> Fallible {
+    let lock = dir.lock()?;
+    if !dir.is_initialised() && common.dev {
+        let made = datadir::init_dev(dir, now_ms())?;
+        eprintln!(
+            "initialised a dev chain in {} (chain id {})",
+            dir.root().display(),
+            made.spec.chain_id()?
+        );
+    }
+    let config = load_config(common, dir)?;
+    init_logging(&config.log);
+    let (spec, spec_toml) = dir.read_chain_spec()?;
+    if common.dev && spec.network != settle_chain::Network::Dev {
+        return Err(format!(
+            "--dev given, but {} holds a {} chain",
+            dir.root().display(),
+            spec.network
+        )
+        .into());
+    }
+    let validator = if dir.validator_key().exists() {
+        let key = datadir::read_key(&dir.validator_key())?;
+        if spec
+            .validators
+            .get(&key.x_only_public_key().0.serialize())
+            .is_none()
+        {
+            tracing::warn!(
+                "keys/validator.key is not a validator of this chain; following the chain only"
+            );
+            None
+        } else {
+            Some(key)
+        }
+    } else {
+        None
+    };
+    let node = Node::open(&dir.chainstate(), spec, &spec_toml, config, validator)?;
+    let tip = node.tip()?;
+    tracing::info!(
+        chain = %node.spec.name,
+        chain_id = %node.chain_id,
+        height = tip.height,
+        tip = %tip.hash,
+        datadir = %dir.root().display(),
+        "chainstate opened"
+    );
+    let node = Arc::new(node);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let shutdown = Shutdown::new();
+    let served = runtime.block_on(serve(Arc::clone(&node), dir, shutdown));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    if let Err(e) = node.store.flush() {
+        tracing::error!(error = %e, "flushing the database at shutdown failed (no connected block is lost)");
+    }
+    drop(node);
+    drop(lock);
+    served?;
+    tracing::info!("settled stopped");
+    Ok(())
+}
+
+fn verify(dir: &DataDir) -> Result<bool, Box<dyn std::error::Error>> {
+    let _lock = dir.lock()?;
+    let (spec, _) = dir.read_chain_spec()?;
+    let store = ChainStore::open(&dir.chainstate(), StoreOptions::default())?;
+    let report = verify_chain(&store, &spec)?;
+    match &report.problem {
+        None => {
+            println!(
+                "ok: {} blocks (up to height {}) and {} coins verified; utxo commitment {}",
+                report.blocks_checked, report.height, report.coins_checked, report.utxo_commitment
+            );
+            Ok(true)
+        }
+        Some(problem) => {
+            println!("verification FAILED: {problem}");
+            Ok(false)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let dir = DataDir::new(
+        cli.common
+            .datadir
+            .clone()
+            .unwrap_or_else(|| default_datadir(cli.common.dev)),
+    );
+    let result = match cli.command {
+        Some(Command::Init) => init(&cli.common, &dir).map(|()| true),
+        Some(Command::Verify) => verify(&dir),
+        Some(Command::Testnet(ref args)) => testnet(args).map(|()| true),
+        Some(Command::Run) | None => run(&cli.common, &dir).map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("settled: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Counters served at `/metrics` in the Prometheus text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Most distinct (class, code) label pairs kept: codes come from a fixed list, so this
+/// only guards against a bug turning free text into labels.
+const MAX_REJECT_LABELS: usize = 256;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub blocks_connected: AtomicU64,
+    pub txs_accepted: AtomicU64,
+    pub txs_confirmed: AtomicU64,
+    pub rpc_requests: AtomicU64,
+    /// (reject class, reject code) -> count.
+    rejected: Mutex<BTreeMap<(String, String), u64>>,
+    /// Removal reason -> count of transactions that left the mempool unconfirmed.
+    removed: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// Gauges read at scrape time.
+#[derive(Debug, Clone, Copy)]
+pub struct Gauges {
+    pub height: u64,
+    pub mempool_txs: u64,
+    pub mempool_bytes: u64,
+    pub utxo_count: u64,
+    pub asset_count: u64,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64, by: u64) {
+        counter.fetch_add(by, Ordering::Relaxed);
+    }
+
+    pub fn rejected(&self, class: &str, code: &str) {
+        let mut map = self.rejected.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (class.to_owned(), code.to_owned());
+        if map.len() >= MAX_REJECT_LABELS && !map.contains_key(&key) {
+            *map.entry(("other".into(), "other".into())).or_default() += 1;
+            return;
+        }
+        *map.entry(key).or_default() += 1;
+    }
+
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .sum()
+    }
+
+    pub fn removed(&self, reason: &'static str) {
+        *self
+            .removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
+            .or_default() += 1;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, g: Gauges) -> String {
+        let mut out = String::with_capacity(2048);
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "settle_chain_height",
+            "gauge",
+            "Height of the chain tip.",
+            g.height,
+        );
+        metric(
+            "settle_mempool_transactions",
+            "gauge",
+            "Transactions waiting in the mempool.",
+            g.mempool_txs,
+        );
+        metric(
+            "settle_mempool_bytes",
+            "gauge",
+            "Encoded size of the transactions in the mempool.",
+            g.mempool_bytes,
+        );
+        metric(
+            "settle_utxo_count",
+            "gauge",
+            "Coins in the UTXO set.",
+            g.utxo_count,
+        );
+        metric(
+            "settle_asset_count",
+            "gauge",
+            "Assets in the registry.",
+            g.asset_count,
+        );
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        metric(
+            "settle_blocks_connected_total",
+            "counter",
+            "Blocks connected since the node started.",
+            load(&self.blocks_connected),
+        );
+        metric(
+            "settle_transactions_accepted_total",
+            "counter",
+            "Transactions accepted into the mempool since the node started.",
+            load(&self.txs_accepted),
+        );
+        metric(
+            "settle_transactions_confirmed_total",
+            "counter",
+            "Transactions confirmed in blocks connected since the node started.",
+            load(&self.txs_confirmed),
+        );
+        metric(
+            "settle_rpc_requests_total",
+            "counter",
+            "JSON-RPC requests served since the node started.",
+            load(&self.rpc_requests),
+        );
+        out.push_str(
+            "# HELP settle_transactions_rejected_total Transactions rejected, by reject class and code.\n\
+             # TYPE settle_transactions_rejected_total counter\n",
+        );
+        for ((class, code), n) in self
+            .rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "settle_transactions_rejected_total{{class=\"{class}\",code=\"{code}\"}} {n}"
+            );
+        }
+        out.push_str(
+            "# HELP settle_mempool_removed_total Transactions that left the mempool unconfirmed, by reason.\n\
+             # TYPE settle_mempool_removed_total counter\n",
+        );
+        for (reason, n) in self
+            .removed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "settle_mempool_removed_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendering_lists_every_family_with_labels() {
+        let m = Metrics::default();
+        Metrics::inc(&m.blocks_connected, 3);
+        m.rejected("conflict", "double-spend");
+        m.rejected("conflict", "double-spend");
+        let text = m.render(Gauges {
+            height: 7,
+            mempool_txs: 2,
+            mempool_bytes: 300,
+            utxo_count: 5,
+            asset_count: 1,
+        });
+        assert!(text.contains("\nsettle_chain_height 7\n"), "{text}");
+        assert!(
+            text.contains("\nsettle_blocks_connected_total 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "settle_transactions_rejected_total{class=\"conflict\",code=\"double-spend\"} 2"
+            ),
+            "{text}"
+        );
+    }
+}
