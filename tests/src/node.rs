@@ -54,11 +54,17 @@ pub fn wait_until<T>(timeout_ms: u64, what: &str, mut cond: impl FnMut() -> Opti
 /// The `settled` binary: `SETTLED_BIN`, or `settled` in the target directory of the
 /// running executable.
 pub fn settled_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("SETTLED_BIN") {
+    workspace_bin("settled", "SETTLED_BIN", "settle-node")
+}
+
+/// A binary of package `package` built into the same target directory as the running
+/// test executable (`target/<profile>/deps/<test>` → `target/<profile>/<name>`), or the
+/// path in the environment variable `env_var` when it is set.
+pub fn workspace_bin(name: &str, env_var: &str, package: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env_var) {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("path of the test executable");
-    // target/<profile>/deps/<test> or target/<profile>/<bin>
     let mut dir = exe
         .parent()
         .expect("executable has a directory")
@@ -66,42 +72,42 @@ pub fn settled_bin() -> PathBuf {
     if dir.file_name().is_some_and(|n| n == "deps") {
         dir.pop();
     }
-    let bin = dir.join("settled");
+    let bin = dir.join(name);
     assert!(
         bin.exists(),
-        "no settled binary at {}: build it first (cargo build -p settle-node, or cargo test --workspace)",
+        "no {name} binary at {}: build it first (cargo build -p {package}, or cargo test --workspace)",
         bin.display()
     );
-    check_fresh(&bin, &dir);
+    warn_if_stale(&bin, &dir, package);
     bin
 }
 
-/// Warns when `settled` looks older than the `settle-node` library: the test could be
-/// exercising stale code.
-fn check_fresh(bin: &Path, profile_dir: &Path) {
+/// Warns when `bin` looks older than the newest library of `package` beside it: the test
+/// could be exercising stale code. Only a hint: another build (other features, another
+/// profile) may have left a newer library beside a binary that is nevertheless current.
+fn warn_if_stale(bin: &Path, profile_dir: &Path, package: &str) {
     let Ok(bin_time) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
         return;
     };
     let Ok(entries) = std::fs::read_dir(profile_dir.join("deps")) else {
         return;
     };
+    let prefix = format!("lib{}-", package.replace('-', "_"));
     let newest_lib = entries
         .filter_map(Result::ok)
         .filter(|e| {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            name.starts_with("libsettle_node-") && name.ends_with(".rlib")
+            name.starts_with(&prefix) && name.ends_with(".rlib")
         })
         .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
         .max();
-    // Only a hint: another build (other features, another profile) may have left a
-    // newer library beside a binary that is nevertheless current.
     if let Some(lib_time) = newest_lib
         && bin_time + Duration::from_secs(120) < lib_time
     {
         eprintln!(
-            "note: {} is older than a settle-node library in the same directory; if a test \
-             fails oddly, rebuild it (cargo build -p settle-node)",
+            "note: {} is older than a {package} library in the same directory; if a test \
+             fails oddly, rebuild it (cargo build -p {package})",
             bin.display()
         );
     }

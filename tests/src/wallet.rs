@@ -7,7 +7,7 @@
 //! (`SETTLE_INSECURE_FAST_KDF=1`, documented in `spec/wallet.md`) so the suite stays fast.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,55 +20,7 @@ pub const TEST_PASSPHRASE: &str = "correct horse battery staple";
 
 /// The `settle` binary: `SETTLE_BIN`, or `settle` beside the running test executable.
 pub fn settle_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("SETTLE_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("path of the test executable");
-    let mut dir = exe
-        .parent()
-        .expect("executable has a directory")
-        .to_path_buf();
-    if dir.file_name().is_some_and(|n| n == "deps") {
-        dir.pop();
-    }
-    let bin = dir.join("settle");
-    assert!(
-        bin.exists(),
-        "no settle binary at {}: build it first (cargo build -p settle-wallet, or cargo test --workspace)",
-        bin.display()
-    );
-    check_fresh(&bin, &dir);
-    bin
-}
-
-/// Warns when `settle` looks older than the wallet library this test was linked with.
-fn check_fresh(bin: &Path, profile_dir: &Path) {
-    let Ok(bin_time) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
-        return;
-    };
-    let Ok(entries) = std::fs::read_dir(profile_dir.join("deps")) else {
-        return;
-    };
-    let newest_lib = entries
-        .filter_map(Result::ok)
-        .filter(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("libsettle_wallet-") && name.ends_with(".rlib")
-        })
-        .filter_map(|e| e.metadata().and_then(|m| m.modified()).ok())
-        .max();
-    // Only a hint: another build (other features, another profile) may have left a
-    // newer library beside a binary that is nevertheless current.
-    if let Some(lib_time) = newest_lib
-        && bin_time + Duration::from_secs(120) < lib_time
-    {
-        eprintln!(
-            "note: {} is older than a settle-wallet library in the same directory; if a test \
-             fails oddly, rebuild it (cargo build -p settle-wallet)",
-            bin.display()
-        );
-    }
+    crate::node::workspace_bin("settle", "SETTLE_BIN", "settle-wallet")
 }
 
 /// What one `settle` run did.

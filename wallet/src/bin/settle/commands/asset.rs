@@ -49,7 +49,7 @@ pub fn run(ctx: &Ctx, cmd: AssetCmd) -> Result<Report> {
 }
 
 /// Reads a secret key file: 64 hex characters (and a newline), readable by its owner only.
-fn read_key_file(path: &Path) -> Result<SigningKey> {
+pub(crate) fn read_key_file(path: &Path) -> Result<SigningKey> {
     let bad = |detail: String| {
         CliError::new(
             kind::ISSUER_KEY,

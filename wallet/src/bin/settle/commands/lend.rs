@@ -25,7 +25,6 @@ use settle_wallet::keys::{KeyOrigin, SigningKey};
 use settle_wallet::lending::{self as lend, Completed, LendError};
 use settle_wallet::pst::Pst;
 use settle_wallet::scan::Owner;
-use zeroize::Zeroizing;
 
 use crate::Report;
 use crate::commands::{broadcast, change_address, flows, maybe_wait, receive_address, status_text};
@@ -49,8 +48,6 @@ pub const PRESIG_FILE: &str = "lending.json";
 pub const MAX_PRESIGNATURES: usize = 10_000;
 /// Longest pre-signature file read.
 const MAX_PRESIG_FILE_BYTES: u64 = 4 * 1024 * 1024;
-/// Longest issuer key file read.
-const MAX_KEY_FILE_BYTES: u64 = 4_096;
 /// The dev CSD key `settled init --dev` writes; it issues securities and positions.
 const DEV_POSITION_ISSUER_KEY: &str = "issuer-security.key";
 /// Default blocks from proposal to the last block the opening may settle in.
@@ -193,39 +190,7 @@ fn lending(message: impl Into<String>) -> CliError {
 
 // ---- keys ----
 
-/// Reads a secret key file: 64 hex characters, readable by its owner only.
-fn read_key_file(path: &Path) -> Result<SigningKey> {
-    let bad = |detail: String| {
-        CliError::new(
-            kind::ISSUER_KEY,
-            format!("issuer key file {}: {detail}", path.display()),
-        )
-    };
-    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = file
-            .metadata()
-            .map_err(|e| bad(e.to_string()))?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(bad(format!(
-                "mode {mode:o} lets others read it; it must be readable by its owner only (chmod 600)"
-            )));
-        }
-    }
-    let mut text = Zeroizing::new(String::new());
-    file.take(MAX_KEY_FILE_BYTES)
-        .read_to_string(&mut text)
-        .map_err(|e| bad(e.to_string()))?;
-    let mut bytes = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(text.trim(), &mut bytes[..])
-        .map_err(|_| bad("expected 64 hex characters".into()))?;
-    SigningKey::from_secret_bytes(*bytes).ok_or_else(|| bad("not a valid secret key".into()))
-}
+use super::asset::read_key_file;
 
 /// The position issuer's key: `--issuer-key`, else on a dev chain the node's CSD key.
 fn position_issuer(ctx: &Ctx, network: Network, given: Option<PathBuf>) -> Result<SigningKey> {
