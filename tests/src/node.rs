@@ -736,6 +736,15 @@ impl TestNetwork {
     /// Writes a network of `validators` validators and `full_nodes` full nodes with
     /// [`FAST_NETWORK_CONFIG`] (plus `extra_config`) and starts every node.
     pub fn start(validators: usize, full_nodes: usize, extra_config: &str) -> TestNetwork {
+        let mut net = Self::create(validators, full_nodes, extra_config);
+        for node in &mut net.nodes {
+            node.start();
+        }
+        net
+    }
+
+    /// Like [`TestNetwork::start`] but starts no node: the test starts each one.
+    pub fn create(validators: usize, full_nodes: usize, extra_config: &str) -> TestNetwork {
         let tmp = tempfile::Builder::new()
             .prefix("settled-net-")
             .tempdir()
@@ -763,7 +772,7 @@ impl TestNetwork {
             "settled testnet failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let mut nodes: Vec<NetNode> = (0..total)
+        let nodes: Vec<NetNode> = (0..total)
             .map(|i| {
                 let rpc = base + 2 * u16::try_from(i).expect("a small network");
                 NetNode::new(
@@ -775,9 +784,6 @@ impl TestNetwork {
                 )
             })
             .collect();
-        for node in &mut nodes {
-            node.start();
-        }
         TestNetwork {
             nodes,
             dir,
