@@ -1,5 +1,6 @@
 //! Only permitted node keys may connect: a node whose key is neither a validator's
-//! nor listed in `p2p.permitted` is refused by the network and learns nothing.
+//! nor listed in `p2p.permitted` is refused by the network and learns nothing, until an
+//! operator admits it with `addpeer` (and `removepeer` shuts it out again).
 
 use serde_json::Value;
 use settle_tests::node::*;
@@ -90,5 +91,44 @@ fn a_node_that_is_not_permitted_cannot_connect() {
         outsider_peers.is_empty(),
         "the outsider holds connections: {outsider_peers:?}"
     );
+
+    // An operator admits it at runtime: the validator dials it and it syncs.
+    let validator = net.nodes[0].client();
+    let bad = validator
+        .call::<Value>("addpeer", serde_json::json!(["/ip4/127.0.0.1/tcp/1"]))
+        .expect_err("an address without /p2p/<id> is refused");
+    assert_eq!(rpc_code(&bad), -32602, "{bad}");
+    let outsider_addr = format!("/ip4/127.0.0.1/tcp/{}/p2p/{outsider_id}", outsider.p2p_port);
+    let added: Value = validator
+        .call("addpeer", serde_json::json!([outsider_addr]))
+        .expect("addpeer");
+    assert_eq!(added["added"], Value::Bool(true), "{added}");
+    let height = net.nodes[1].info().blocks;
+    wait_until(30_000, "the admitted node to sync", || {
+        (outsider.info().blocks >= height).then_some(())
+    });
+    assert_eq!(
+        outsider.info().best_block_hash,
+        net.nodes[0]
+            .client()
+            .get_block_hash(outsider.info().blocks)
+            .expect("hash")
+    );
+    let listed = |client: &settle_rpc::RpcClient| {
+        client
+            .call::<Vec<Value>>("getpeerinfo", serde_json::json!([]))
+            .expect("getpeerinfo")
+            .iter()
+            .any(|p| p["peer_id"] == Value::String(outsider_id.clone()))
+    };
+    assert!(listed(&validator));
+
+    // And removes it again: it is disconnected without a restart.
+    validator
+        .call::<Value>("removepeer", serde_json::json!([outsider_addr]))
+        .expect("removepeer");
+    wait_until(30_000, "the removed node to be disconnected", || {
+        (!listed(&validator)).then_some(())
+    });
     outsider.stop();
 }

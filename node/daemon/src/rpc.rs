@@ -56,6 +56,8 @@ pub const METHODS: &[&str] = &[
     "verifychain",
     "getpeerinfo",
     "getnetworkinfo",
+    "addpeer",
+    "removepeer",
     "getconsensusinfo",
     // Securities lending (`rpc_lending`).
     "listpositions",
@@ -358,6 +360,48 @@ fn network_summary(node: &Node) -> Result<settle_consensus::NetworkSummary, RpcE
         })
         .map_err(|_| RpcError::internal("the network did not answer within 5 s"))?
         .map_err(RpcError::internal)
+}
+
+/// Parses an operator's peer address: a multiaddr that names the peer's identity
+/// (`/ip4/127.0.0.1/tcp/7391/p2p/<peer id>`), since permissioning is by identity.
+fn peer_address(text: &str) -> Result<settle_consensus::Multiaddr, RpcError> {
+    let addr: settle_consensus::Multiaddr = text.parse().map_err(|e| {
+        RpcError::invalid_params(format!("address {text:?} is not a multiaddr: {e}"))
+    })?;
+    let names_peer = addr
+        .iter()
+        .any(|p| matches!(p, settle_consensus::multiaddr::Protocol::P2p(_)));
+    if !names_peer {
+        return Err(RpcError::invalid_params(format!(
+            "address {text:?} must end in /p2p/<peer id> (see getnetworkinfo on that node)"
+        )));
+    }
+    Ok(addr)
+}
+
+/// Adds (`add`) or removes a persistent peer at runtime. On a permissioned network the
+/// peer's identity is permitted, or disconnected and refused, from then on.
+fn change_peer(
+    node: &Node,
+    address: settle_consensus::Multiaddr,
+    add: bool,
+) -> Result<(), RpcError> {
+    let handle = consensus_handle(node)?;
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| RpcError::internal("no runtime to ask the network"))?;
+    runtime
+        .block_on(async {
+            let change = async {
+                if add {
+                    handle.add_peer(address).await
+                } else {
+                    handle.remove_peer(address).await
+                }
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(5), change).await
+        })
+        .map_err(|_| RpcError::internal("the network did not answer within 5 s"))?
+        .map_err(|e| RpcError::invalid_params(e.to_string()))
 }
 
 fn peer_json(p: &settle_consensus::PeerSummary) -> Value {
@@ -846,6 +890,13 @@ pub fn call(node: &Node, method: &str, params: &Value) -> Result<(Value, Effect)
                 "connections": summary.peers.len(),
                 "persistent_peers": summary.persistent_peers,
             }))
+        }
+        "addpeer" | "removepeer" => {
+            let p = Params::new(method, params, &["address"])?;
+            let add = method == "addpeer";
+            let address = peer_address(p.str(0, "address")?)?;
+            change_peer(node, address.clone(), add)?;
+            none(json!({ "address": address.to_string(), "added": add, "removed": !add }))
         }
         "getconsensusinfo" => {
             Params::new(method, params, &[])?;
