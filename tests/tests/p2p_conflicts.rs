@@ -239,6 +239,10 @@ fn a_full_node_started_after_200_blocks_syncs_from_genesis() {
         );
     }
     assert_eq!(confirmed_height(full, &txid), Some(issued_at));
+    assert!(
+        full.log().contains("sync: catching up"),
+        "the full node logs its sync progress"
+    );
     let header = c4
         .get_block_header(&c4.get_block_hash(target).expect("hash"))
         .expect("header");

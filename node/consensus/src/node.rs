@@ -69,6 +69,8 @@ const PROPOSE_WAIT_PER_MILLE: u32 = 900;
 /// with its height, little-endian, so it cannot be confused in practice; the content
 /// decides anyway).
 const TX_STREAM_PREFIX: &[u8] = b"settle/tx";
+/// While catching up, one progress line per this interval rather than one per block.
+const SYNC_LOG_INTERVAL_MS: u64 = 2_000;
 
 /// Transactions a peer gossiped, handed to the application's mempool.
 #[derive(Clone, Debug)]
@@ -480,6 +482,7 @@ pub async fn start_node<A: Application>(
         pending_value: None,
         synced: HashSet::new(),
         last_finalized_at: Instant::now(),
+        sync_progress: SyncProgress::new(),
     };
     info!(moniker = %config.moniker(), %address, %peer_id, "consensus node started");
     let driver = tokio::spawn(driver.run(channels));
@@ -494,6 +497,51 @@ pub async fn start_node<A: Application>(
         engine: Some(engine),
         driver,
     })
+}
+
+/// The sync progress log: how far catching up has come, at most one line per
+/// [`SYNC_LOG_INTERVAL_MS`], and one line when the node is caught up.
+#[derive(Debug)]
+struct SyncProgress {
+    since: Instant,
+    blocks: u64,
+    syncing: bool,
+}
+
+impl SyncProgress {
+    fn new() -> Self {
+        SyncProgress {
+            since: Instant::now(),
+            blocks: 0,
+            syncing: false,
+        }
+    }
+
+    /// A block decided elsewhere and fetched through sync was connected.
+    fn connected(&mut self, height: Height, now: Instant) {
+        if !self.syncing {
+            self.syncing = true;
+            self.since = now;
+            self.blocks = 0;
+            info!(%height, "sync: catching up with the network");
+        }
+        self.blocks += 1;
+        let elapsed = now.duration_since(self.since);
+        if elapsed >= Duration::from_millis(SYNC_LOG_INTERVAL_MS) {
+            let per_s = self.blocks as f64 / elapsed.as_secs_f64();
+            info!(%height, blocks = self.blocks, blocks_per_s = format!("{per_s:.0}"), "sync: progress");
+            self.since = now;
+            self.blocks = 0;
+        }
+    }
+
+    /// A block was decided live (this node took part in consensus or saw it decided).
+    fn caught_up(&mut self, height: Height, _now: Instant) {
+        if self.syncing {
+            self.syncing = false;
+            info!(%height, "sync: caught up, following consensus");
+        }
+    }
 }
 
 /// A proposal this node has seen or made, kept until its height is decided.
@@ -541,6 +589,8 @@ struct Driver<A> {
     /// When the last height was finalized (or the node started): the application's
     /// idle time is measured from here.
     last_finalized_at: Instant,
+    /// Blocks connected through sync since the last progress line.
+    sync_progress: SyncProgress,
 }
 
 /// A `Finalized` answer held back (section 5 of the spec: a validator starts the
@@ -981,6 +1031,11 @@ impl<A: Application> Driver<A> {
                         .is_some_and(|set| self.proposes_at(set));
                 let now = Instant::now();
                 self.last_finalized_at = now;
+                if from_sync {
+                    self.sync_progress.connected(height, now);
+                } else {
+                    self.sync_progress.caught_up(height, now);
+                }
                 let delay = if may_wait {
                     self.app.propose_delay(Duration::ZERO)
                 } else {
