@@ -829,30 +829,8 @@ pub fn build_claim(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::Mnemonic;
-    use settle_assets::Txid;
 
-    const CHAIN: ChainId = ChainId([7; 32]);
-    const EUR: AssetId = AssetId([0xe0; 32]);
-    const BOND: AssetId = AssetId([0xb0; 32]);
-
-    fn wallet(seed: u8) -> WalletKeys {
-        let m = Mnemonic::from_entropy(&[seed; 32]).expect("m");
-        WalletKeys::new(&m.to_seed(""), 0).expect("keys")
-    }
-
-    fn coin(keys: &WalletKeys, index: u32, n: u8, asset: AssetId, amount: u64) -> WalletCoin {
-        let k = keys.derive(0, index).expect("k");
-        WalletCoin {
-            outpoint: OutPoint::new(Txid([n; 32]), 0),
-            txout: TxOut {
-                asset,
-                amount: Amount::from_units(amount).expect("a"),
-                script_pubkey: p2k(&k.x_only()),
-            },
-            origin: Some(k.origin),
-        }
-    }
+    use crate::test_support::{BOND, CHAIN, EUR, coin, wallet};
 
     fn change(keys: &WalletKeys, index: u32) -> ChangeAddress {
         let k = keys.derive(1, index).expect("k");

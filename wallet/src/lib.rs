@@ -14,3 +14,5 @@ pub mod pst;
 pub mod scan;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+mod test_support;

@@ -1,0 +1,33 @@
+//! Fixtures shared by the unit tests of the offer and lending modules.
+
+use settle_assets::hash::{AssetId, ChainId};
+use settle_assets::transaction::{OutPoint, TxOut};
+use settle_assets::{Amount, Txid};
+
+use crate::coins::WalletCoin;
+use crate::keys::{Mnemonic, WalletKeys};
+
+pub const CHAIN: ChainId = ChainId([7; 32]);
+pub const EUR: AssetId = AssetId([0xe0; 32]);
+pub const BOND: AssetId = AssetId([0xb0; 32]);
+
+/// A wallet whose seed is `seed` repeated: the same keys on every run.
+pub fn wallet(seed: u8) -> WalletKeys {
+    let m = Mnemonic::from_entropy(&[seed; 32]).expect("m");
+    WalletKeys::new(&m.to_seed(""), 0).expect("keys")
+}
+
+/// A coin of `units` of `asset` paying the wallet's receive key `index`, at a made-up
+/// outpoint whose txid is `n` repeated.
+pub fn coin(keys: &WalletKeys, index: u32, n: u8, asset: AssetId, units: u64) -> WalletCoin {
+    let k = keys.derive(0, index).expect("k");
+    WalletCoin {
+        outpoint: OutPoint::new(Txid([n; 32]), 0),
+        txout: TxOut {
+            asset,
+            amount: Amount::from_units(units).expect("a"),
+            script_pubkey: settle_script::p2k(&k.x_only()),
+        },
+        origin: Some(k.origin),
+    }
+}
