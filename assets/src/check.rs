@@ -5,13 +5,17 @@ use crate::contract::{AssetContract, ContractError};
 use crate::encode::serialize;
 use crate::hash::AssetId;
 use crate::limits::MAX_TX_SIZE_BYTES;
-use crate::transaction::{IssuanceKind, OutPoint, TX_VERSION, Transaction};
+use crate::transaction::{IssuanceKind, MEMBERSHIP_TX_VERSION, OutPoint, TX_VERSION, Transaction};
 
 /// Why a transaction is invalid on its own. Messages name the input or output.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TxCheckError {
-    #[error("unsupported transaction version {0} (only {TX_VERSION} is defined)")]
+    #[error(
+        "unsupported transaction version {0} ({TX_VERSION} moves assets, {MEMBERSHIP_TX_VERSION} changes membership)"
+    )]
     UnsupportedVersion(u32),
+    #[error("membership transaction is malformed: {0}")]
+    MembershipShape(&'static str),
     #[error("transaction has no inputs")]
     NoInputs,
     #[error("transaction has no outputs")]
@@ -45,6 +49,10 @@ pub enum TxCheckError {
 /// Checks what can be checked without the chain. Returns the parsed contract of every
 /// new issuance, by input index, so callers need not parse them again.
 pub fn check_transaction(tx: &Transaction) -> Result<Vec<(usize, AssetContract)>, TxCheckError> {
+    if tx.version == MEMBERSHIP_TX_VERSION {
+        check_membership_shape(tx)?;
+        return Ok(Vec::new());
+    }
     if tx.version != TX_VERSION {
         return Err(TxCheckError::UnsupportedVersion(tx.version));
     }
@@ -106,4 +114,37 @@ pub fn check_transaction(tx: &Transaction) -> Result<Vec<(usize, AssetContract)>
         }
     }
     Ok(contracts)
+}
+
+/// The shape of a membership transaction: it moves no asset, so it has no inputs and
+/// one output of the zero asset, amount zero, whose script is `OP_RETURN` and the body.
+fn check_membership_shape(tx: &Transaction) -> Result<(), TxCheckError> {
+    let shape = TxCheckError::MembershipShape;
+    if !tx.inputs.is_empty() {
+        return Err(shape("it must have no inputs"));
+    }
+    let [output] = tx.outputs.as_slice() else {
+        return Err(shape("it must have exactly one output"));
+    };
+    if output.asset != AssetId::ZERO || output.amount.units() != 0 {
+        return Err(shape(
+            "its output must carry the zero asset with amount zero",
+        ));
+    }
+    if tx.membership_body().is_none_or(<[u8]>::is_empty) {
+        return Err(shape(
+            "its output script must be OP_RETURN followed by the body",
+        ));
+    }
+    if tx.lock_time != 0 {
+        return Err(shape("its lock time must be zero"));
+    }
+    let size = serialize(tx).len();
+    if size > MAX_TX_SIZE_BYTES {
+        return Err(TxCheckError::TooLarge {
+            size,
+            max: MAX_TX_SIZE_BYTES,
+        });
+    }
+    Ok(())
 }

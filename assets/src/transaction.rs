@@ -18,8 +18,12 @@ use crate::limits::{
     MAX_WITNESS_ITEM_BYTES, MAX_WITNESS_ITEMS,
 };
 
-/// The only transaction version defined so far.
+/// The version of every transaction that moves assets.
 pub const TX_VERSION: u32 = 1;
+/// The version of a membership transaction: no inputs, and one output that carries a
+/// change of the validator set or the permitted node set (`spec/chain.md`, "Membership
+/// changes"). Its body is judged by the chain; this crate checks only its shape.
+pub const MEMBERSHIP_TX_VERSION: u32 = 2;
 /// A sequence number that opts the input out of lock-time and relative lock-time rules.
 pub const SEQUENCE_FINAL: u32 = 0xffff_ffff;
 
@@ -376,6 +380,20 @@ impl Transaction {
     /// The size of the full encoding in bytes.
     pub fn size_bytes(&self) -> usize {
         serialize(self).len()
+    }
+
+    /// Whether this is a membership transaction ([`MEMBERSHIP_TX_VERSION`]).
+    pub fn is_membership(&self) -> bool {
+        self.version == MEMBERSHIP_TX_VERSION
+    }
+
+    /// The body of a membership transaction: its one output's script after `OP_RETURN`.
+    /// `None` for any other transaction or shape.
+    pub fn membership_body(&self) -> Option<&[u8]> {
+        match (self.is_membership(), self.outputs.as_slice()) {
+            (true, [output]) => output.script_pubkey.strip_prefix(&[crate::OP_RETURN]),
+            _ => None,
+        }
     }
 
     /// Every issuance in the transaction: (input index, asset id, amount).

@@ -402,6 +402,7 @@ pub fn decode_error_kind(e: &DecodeError) -> (&'static str, &'static str) {
 pub fn check_error_kind(e: &TxCheckError) -> (&'static str, Option<usize>) {
     match e {
         TxCheckError::UnsupportedVersion(_) => ("UnsupportedVersion", None),
+        TxCheckError::MembershipShape(_) => ("MembershipShape", None),
         TxCheckError::NoInputs => ("NoInputs", None),
         TxCheckError::NoOutputs => ("NoOutputs", None),
         TxCheckError::TooLarge { .. } => ("TooLarge", None),

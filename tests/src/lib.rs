@@ -3,4 +3,5 @@
 pub mod asset_vectors;
 pub mod lending;
 pub mod node;
+pub mod rogue;
 pub mod wallet;

@@ -594,9 +594,32 @@ impl NetNode {
         }
     }
 
-    /// Starts the process and waits until it answers RPC.
+    /// Starts the process and waits until it answers RPC. When a port written at
+    /// creation was taken meanwhile (a late node starts minutes after its network was
+    /// written), moves the node to fresh ports and tries again: it dials its peers, so
+    /// they need not know its new address.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "{} already running", self.name);
+        for attempt in 0..START_ATTEMPTS {
+            match self.start_once() {
+                Ok(()) => return,
+                Err(status) => {
+                    let log = self.log();
+                    if attempt + 1 < START_ATTEMPTS && log.contains("cannot listen") {
+                        self.move_to_fresh_ports();
+                        continue;
+                    }
+                    panic!(
+                        "{} exited during start-up ({status}); log:\n{log}",
+                        self.name
+                    );
+                }
+            }
+        }
+    }
+
+    /// Spawns the process and waits for RPC; `Err` if it exited first.
+    fn start_once(&mut self) -> Result<(), ExitStatus> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -622,14 +645,10 @@ impl NetNode {
                 .and_then(|c| c.try_wait().ok().flatten())
             {
                 self.child = None;
-                panic!(
-                    "{} exited during start-up ({status}); log:\n{}",
-                    self.name,
-                    self.log()
-                );
+                return Err(status);
             }
             if client.get_blockchain_info().is_ok() {
-                return;
+                return Ok(());
             }
             assert!(
                 Instant::now() < deadline,
@@ -639,6 +658,28 @@ impl NetNode {
             );
             std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
         }
+    }
+
+    /// Rewrites the ports in this node's `settled.toml` to a fresh free pair.
+    fn move_to_fresh_ports(&mut self) {
+        let base = free_port_range(2);
+        self.rpc_port = base;
+        self.p2p_port = base + 1;
+        let path = self.datadir.join("settled.toml");
+        let config = std::fs::read_to_string(&path).expect("read settled.toml");
+        let rewritten: Vec<String> = config
+            .lines()
+            .map(|line| {
+                if line.starts_with("rpc_port") {
+                    format!("rpc_port = {}", self.rpc_port)
+                } else if line.starts_with("p2p_port") {
+                    format!("p2p_port = {}", self.p2p_port)
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(&path, rewritten.join("\n") + "\n").expect("write settled.toml");
     }
 
     pub fn url(&self) -> String {
@@ -721,10 +762,17 @@ pub struct TestNetwork {
     _tmp: tempfile::TempDir,
 }
 
+/// Lowest port of a network's range.
+const NETWORK_PORT_MIN: u16 = 20_000;
+/// Ports at and above this are Linux's default ephemeral range, where the kernel
+/// picks the source port of every outgoing connection and every bind to port 0: a
+/// network's ports stay below it so no other process is handed one of them.
+const NETWORK_PORT_END: u16 = 32_768;
+
 /// A base port such that the `count` ports from it were free a moment ago.
 fn free_port_range(count: u16) -> u16 {
     for _ in 0..50 {
-        let base: u16 = rand::random_range(20_000..(60_000 - count));
+        let base: u16 = rand::random_range(NETWORK_PORT_MIN..(NETWORK_PORT_END - count));
         if (base..base + count).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
             return base;
         }

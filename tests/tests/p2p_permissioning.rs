@@ -1,6 +1,8 @@
-//! Only permitted node keys may connect: a node whose key is neither a validator's
-//! nor listed in `p2p.permitted` is refused by the network and learns nothing, until an
-//! operator admits it with `addpeer` (and `removepeer` shuts it out again).
+//! Only permitted node keys may connect: a node whose key is neither a validator's nor
+//! a permitted node's in the chain's membership is refused by the network and learns
+//! nothing. No operator can admit it alone (`addpeer` refuses; a membership change
+//! signed by the validators must permit it, see `feature_membership`), while any
+//! operator may shut out a peer of its own node with `removepeer`.
 
 use serde_json::Value;
 use settle_tests::node::*;
@@ -92,40 +94,48 @@ fn a_node_that_is_not_permitted_cannot_connect() {
         "the outsider holds connections: {outsider_peers:?}"
     );
 
-    // An operator admits it at runtime: the validator dials it and it syncs.
+    // An operator cannot admit it alone, and malformed addresses are refused.
     let validator = net.nodes[0].client();
     let bad = validator
         .call::<Value>("addpeer", serde_json::json!(["/ip4/127.0.0.1/tcp/1"]))
         .expect_err("an address without /p2p/<id> is refused");
     assert_eq!(rpc_code(&bad), -32602, "{bad}");
     let outsider_addr = format!("/ip4/127.0.0.1/tcp/{}/p2p/{outsider_id}", outsider.p2p_port);
-    let added: Value = validator
-        .call("addpeer", serde_json::json!([outsider_addr]))
-        .expect("addpeer");
-    assert_eq!(added["added"], Value::Bool(true), "{added}");
-    let height = net.nodes[1].info().blocks;
-    wait_until(30_000, "the admitted node to sync", || {
-        (outsider.info().blocks >= height).then_some(())
-    });
-    assert_eq!(
-        outsider.info().best_block_hash,
-        net.nodes[0]
-            .client()
-            .get_block_hash(outsider.info().blocks)
-            .expect("hash")
+    let refused = validator
+        .call::<Value>("addpeer", serde_json::json!([outsider_addr]))
+        .expect_err("an outsider is not permitted");
+    assert_eq!(rpc_code(&refused), -32602, "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("not in the chain's permitted set"),
+        "{refused}"
     );
+
+    // The operator of the validator shuts out the permitted full node: it is
+    // disconnected without a restart.
+    let follower_info: Value = net.nodes[1]
+        .client()
+        .call("getnetworkinfo", serde_json::json!([]))
+        .expect("getnetworkinfo");
+    let follower_id = follower_info["peer_id"]
+        .as_str()
+        .expect("peer id")
+        .to_string();
     let listed = |client: &settle_rpc::RpcClient| {
         client
             .call::<Vec<Value>>("getpeerinfo", serde_json::json!([]))
             .expect("getpeerinfo")
             .iter()
-            .any(|p| p["peer_id"] == Value::String(outsider_id.clone()))
+            .any(|p| p["peer_id"] == Value::String(follower_id.clone()))
     };
     assert!(listed(&validator));
-
-    // And removes it again: it is disconnected without a restart.
+    let follower_addr = format!(
+        "/ip4/127.0.0.1/tcp/{}/p2p/{follower_id}",
+        net.nodes[1].p2p_port
+    );
     validator
-        .call::<Value>("removepeer", serde_json::json!([outsider_addr]))
+        .call::<Value>("removepeer", serde_json::json!([follower_addr]))
         .expect("removepeer");
     wait_until(30_000, "the removed node to be disconnected", || {
         (!listed(&validator)).then_some(())

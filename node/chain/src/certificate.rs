@@ -240,42 +240,7 @@ impl CommitCertificate {
         chain_id: &ChainId,
     ) -> Result<u64, CertificateError> {
         let digest = precommit_digest(chain_id, self.height, self.round, &self.block_hash);
-        let mut first_index = HashMap::with_capacity(self.signatures.len());
-        let mut signed: u64 = 0;
-        for (index, s) in self.signatures.iter().enumerate() {
-            let key = || hex::encode(s.validator);
-            if let Some(&first) = first_index.get(&s.validator) {
-                return Err(CertificateError::DuplicateSigner {
-                    first,
-                    second: index,
-                    key: key(),
-                });
-            }
-            first_index.insert(s.validator, index);
-            let Some(validator) = validators.get(&s.validator) else {
-                return Err(CertificateError::UnknownValidator { index, key: key() });
-            };
-            let ok = XOnlyPublicKey::from_byte_array(s.validator)
-                .ok()
-                .is_some_and(|pk| {
-                    let sig = schnorr::Signature::from_byte_array(s.signature);
-                    secp256k1::SECP256K1
-                        .verify_schnorr(&sig, &digest, &pk)
-                        .is_ok()
-                });
-            if !ok {
-                return Err(CertificateError::BadSignature { index, key: key() });
-            }
-            // Cannot overflow: distinct validators' powers sum to at most the total.
-            signed += validator.power;
-        }
-        if !validators.is_quorum(signed) {
-            return Err(CertificateError::InsufficientPower {
-                signed,
-                total: validators.total_power(),
-            });
-        }
-        Ok(signed)
+        verify_signatures(&self.signatures, &digest, validators)
     }
 
     /// [`CommitCertificate::verify`], and that the certificate is for this block.
@@ -307,12 +272,34 @@ impl Encode for CommitCertificate {
         out.extend_from_slice(&self.height.to_le_bytes());
         out.extend_from_slice(&self.round.to_le_bytes());
         self.block_hash.encode(out);
-        write_compact_size(out, self.signatures.len() as u64);
-        for s in &self.signatures {
-            out.extend_from_slice(&s.validator);
-            out.extend_from_slice(&s.signature);
-        }
+        encode_signatures(&self.signatures, out);
     }
+}
+
+/// `compact_size(m) ‖ m × (validator key (32) ‖ BIP340 signature (64))`: the signature
+/// list of a certificate and of a membership change.
+pub(crate) fn encode_signatures(signatures: &[CommitSignature], out: &mut Vec<u8>) {
+    write_compact_size(out, signatures.len() as u64);
+    for s in signatures {
+        out.extend_from_slice(&s.validator);
+        out.extend_from_slice(&s.signature);
+    }
+}
+
+/// Reads a list written by [`encode_signatures`], at most [`MAX_VALIDATORS`] long.
+pub(crate) fn decode_signatures(
+    r: &mut Reader<'_>,
+    what: &'static str,
+) -> Result<Vec<CommitSignature>, DecodeError> {
+    let count = r.read_count(what, MAX_VALIDATORS, COMMIT_SIGNATURE_BYTES)?;
+    let mut signatures = Vec::with_capacity(count);
+    for _ in 0..count {
+        signatures.push(CommitSignature {
+            validator: r.read_array("signer key")?,
+            signature: r.read_array(what)?,
+        });
+    }
+    Ok(signatures)
 }
 
 impl Decode for CommitCertificate {
@@ -321,18 +308,7 @@ impl Decode for CommitCertificate {
         let height = r.read_u64("certificate height")?;
         let round = r.read_u32("certificate round")?;
         let block_hash = BlockHash::decode(r)?;
-        let count = r.read_count(
-            "certificate signatures",
-            MAX_VALIDATORS,
-            COMMIT_SIGNATURE_BYTES,
-        )?;
-        let mut signatures = Vec::with_capacity(count);
-        for _ in 0..count {
-            signatures.push(CommitSignature {
-                validator: r.read_array("signer key")?,
-                signature: r.read_array("precommit signature")?,
-            });
-        }
+        let signatures = decode_signatures(r, "certificate signatures")?;
         Ok(CommitCertificate {
             height,
             round,
@@ -340,6 +316,53 @@ impl Decode for CommitCertificate {
             signatures,
         })
     }
+}
+
+/// Checks `signatures` over `digest`: each by a distinct validator of `validators`,
+/// each a valid BIP340 signature, together holding more than two thirds of the voting
+/// power. Returns the power that signed. Commit certificates and membership changes
+/// use the same rule.
+pub fn verify_signatures(
+    signatures: &[CommitSignature],
+    digest: &[u8; 32],
+    validators: &ValidatorSet,
+) -> Result<u64, CertificateError> {
+    let mut first_index = HashMap::with_capacity(signatures.len());
+    let mut signed: u64 = 0;
+    for (index, s) in signatures.iter().enumerate() {
+        let key = || hex::encode(s.validator);
+        if let Some(&first) = first_index.get(&s.validator) {
+            return Err(CertificateError::DuplicateSigner {
+                first,
+                second: index,
+                key: key(),
+            });
+        }
+        first_index.insert(s.validator, index);
+        let Some(validator) = validators.get(&s.validator) else {
+            return Err(CertificateError::UnknownValidator { index, key: key() });
+        };
+        let ok = XOnlyPublicKey::from_byte_array(s.validator)
+            .ok()
+            .is_some_and(|pk| {
+                let sig = schnorr::Signature::from_byte_array(s.signature);
+                secp256k1::SECP256K1
+                    .verify_schnorr(&sig, digest, &pk)
+                    .is_ok()
+            });
+        if !ok {
+            return Err(CertificateError::BadSignature { index, key: key() });
+        }
+        // Cannot overflow: distinct validators' powers sum to at most the total.
+        signed += validator.power;
+    }
+    if !validators.is_quorum(signed) {
+        return Err(CertificateError::InsufficientPower {
+            signed,
+            total: validators.total_power(),
+        });
+    }
+    Ok(signed)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Unspent coins, asset registry entries, and the read-only view of the chain state
 //! that validation needs.
 
+use crate::membership::MembershipState;
 use settle_assets::contract::AssetContract;
 use settle_assets::encode::{Decode, DecodeError, Encode, Reader, write_var_bytes};
 use settle_assets::hash::{AssetId, Txid};
@@ -105,6 +106,12 @@ pub trait ChainView {
     /// The running MuHash3072 of the UTXO set this view shows (its digest is the tip
     /// header's `utxo_commitment`). Block validation extends it.
     fn utxo_muhash(&self) -> MuHash3072;
+    /// The membership after this view's block: the validators and permitted nodes in
+    /// force and any pending change. `None` means the chain spec's genesis membership
+    /// with nothing pending, which is right for a chain that never changed it.
+    fn membership(&self) -> Option<MembershipState> {
+        None
+    }
 }
 
 impl<T: ChainView + ?Sized> ChainView for &T {
@@ -116,6 +123,9 @@ impl<T: ChainView + ?Sized> ChainView for &T {
     }
     fn utxo_muhash(&self) -> MuHash3072 {
         (**self).utxo_muhash()
+    }
+    fn membership(&self) -> Option<MembershipState> {
+        (**self).membership()
     }
 }
 

@@ -9,6 +9,8 @@
 //! - [`coin`]: unspent coins, the asset registry entry and the [`ChainView`] trait.
 //! - [`validate`]: transaction and block validation returning plain-data effects.
 //! - [`produce`]: building a block from candidate transactions.
+//! - [`membership`]: the validator set and permitted nodes, and changes to them made by
+//!   transactions signed by a quorum of validators.
 //! - [`memory`]: an in-memory chain state (the reference for applying effects).
 //! - [`lending`]: securities loans and holdings derived from the chain (pure; the store
 //!   implements [`lending::LendingSource`]).
@@ -21,6 +23,7 @@ pub mod certificate;
 pub mod coin;
 pub mod lending;
 pub mod limits;
+pub mod membership;
 pub mod memory;
 pub mod muhash;
 pub mod produce;
@@ -31,17 +34,21 @@ pub mod validate;
 pub use block::{Block, Header, merkle_root};
 pub use certificate::{
     CertificateError, CommitCertificate, CommitSignature, Validator, ValidatorSet,
-    ValidatorSetError, precommit_digest, sign_precommit,
+    ValidatorSetError, precommit_digest, sign_precommit, verify_signatures,
 };
 pub use coin::{AssetInfo, ChainView, Coin};
+pub use membership::{
+    Membership, MembershipChange, MembershipError, MembershipOp, MembershipState, PendingChange,
+};
 pub use memory::MemoryState;
 pub use muhash::{MuHash3072, utxo_element};
 pub use produce::{BuiltBlock, SkippedTx, build_block};
 pub use reject::{RejectClass, Rejection};
 pub use spec::{
-    Allocation, AllocationOutput, ChainSpec, Genesis, IssuerRegistry, Limits, Network, SpecError,
+    Allocation, AllocationOutput, ChainSpec, Genesis, IssuerRegistry, Limits, Network,
+    PermittedNode, SpecError,
 };
 pub use validate::{
-    AssetDelta, BlockEffects, BlockError, HeaderError, TxContext, TxEffects, validate_block,
-    validate_proposal, validate_transaction,
+    AssetDelta, BlockEffects, BlockError, HeaderError, TxContext, TxEffects, membership_of,
+    validate_block, validate_proposal, validate_transaction,
 };

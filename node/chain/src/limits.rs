@@ -13,7 +13,7 @@ pub const MAX_BLOCK_TXS: usize = 100_000;
 /// bounded separately by [`MAX_VALIDATORS`]) in bytes.
 pub const MAX_BLOCK_BYTES: usize = 16_000_000;
 /// Most validators a validator set may hold (and so signatures in a certificate).
-pub const MAX_VALIDATORS: usize = 256;
+pub const MAX_VALIDATORS: usize = 128;
 /// Largest total voting power: keeps `3 * power` and sums far from overflow.
 pub const MAX_TOTAL_VOTING_POWER: u64 = 1 << 60;
 /// Most keys the issuer registry may list for one asset class.

@@ -8,6 +8,7 @@ use settle_assets::transaction::OutPoint;
 
 use crate::block::{Block, Header};
 use crate::coin::{AssetInfo, ChainView, Coin};
+use crate::membership::MembershipState;
 use crate::muhash::MuHash3072;
 use crate::spec::{ChainSpec, Genesis};
 use crate::validate::{BlockEffects, BlockError, validate_block};
@@ -20,6 +21,8 @@ pub struct MemoryState {
     coins: HashMap<OutPoint, Coin>,
     assets: HashMap<AssetId, AssetInfo>,
     muhash: MuHash3072,
+    /// Set once a block changes the membership; `None` is the spec's genesis one.
+    membership: Option<MembershipState>,
 }
 
 impl MemoryState {
@@ -30,6 +33,7 @@ impl MemoryState {
             coins: HashMap::new(),
             assets: HashMap::new(),
             muhash: MuHash3072::new(),
+            membership: None,
         };
         state.apply(&genesis.block.header, &genesis.effects);
         state
@@ -59,6 +63,9 @@ impl MemoryState {
             }
         }
         self.muhash = effects.muhash.clone();
+        if let Some(membership) = &effects.membership {
+            self.membership = Some(membership.clone());
+        }
         self.tip = *header;
     }
 
@@ -104,5 +111,8 @@ impl ChainView for MemoryState {
     }
     fn utxo_muhash(&self) -> MuHash3072 {
         self.muhash.clone()
+    }
+    fn membership(&self) -> Option<MembershipState> {
+        self.membership.clone()
     }
 }

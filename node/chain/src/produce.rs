@@ -58,6 +58,7 @@ pub fn build_block<V: ChainView + ?Sized>(
         height,
         time_ms,
     };
+    let membership = crate::validate::membership_of(view, spec);
     let max_txs = spec.limits.max_block_txs as usize;
     // Room for the header and the largest transaction count the limit allows.
     let fixed_bytes = HEADER_BYTES + compact_size_len(max_txs as u64);
@@ -144,7 +145,7 @@ pub fn build_block<V: ChainView + ?Sized>(
             time_ms,
             merkle_root: merkle_root(&wtxids),
             utxo_commitment,
-            validator_set_hash: spec.validators.hash(),
+            validator_set_hash: membership.in_force_at(height).validators.hash(),
             proposer,
         };
         let block_hash = header.hash();
@@ -164,6 +165,11 @@ pub fn build_block<V: ChainView + ?Sized>(
                 assets: parts.assets,
                 muhash,
                 utxo_commitment,
+                membership: crate::validate::membership_after(
+                    &membership,
+                    height,
+                    parts.membership_change,
+                ),
             },
             skipped,
         };

@@ -109,4 +109,9 @@ pub const CODES: &[(&str, RejectClass)] = &[
     ("unbalanced", RejectClass::Consensus),
     ("script-failed", RejectClass::Consensus),
     ("block-full", RejectClass::Policy),
+    ("bad-membership", RejectClass::Consensus),
+    ("membership-activation", RejectClass::Consensus),
+    ("membership-threshold", RejectClass::Consensus),
+    ("membership-base", RejectClass::Conflict),
+    ("membership-pending", RejectClass::Conflict),
 ];

@@ -20,6 +20,7 @@ use crate::limits::{
     BLOCK_VERSION, HEADER_BYTES, MAX_ALLOCATIONS, MAX_BLOCK_BYTES, MAX_BLOCK_TXS,
     MAX_CHAIN_SPEC_BYTES, MAX_ISSUERS_PER_CLASS, MAX_NAME_CHARS,
 };
+use crate::membership::{MAX_PERMITTED_NODES, Membership};
 use crate::validate::{BlockEffects, apply_genesis};
 
 /// The network a chain belongs to; it picks the address prefix (the script crate's).
@@ -152,9 +153,21 @@ pub struct ChainSpec {
     /// The genesis block's time, UNIX milliseconds.
     pub genesis_time_ms: u64,
     pub validators: ValidatorSet,
+    /// Nodes that may connect besides the validators (full nodes, observers). The
+    /// validator set and this list are the genesis membership; membership transactions
+    /// change it later (`crate::membership`).
+    pub permitted: Vec<PermittedNode>,
     pub issuers: IssuerRegistry,
     pub limits: Limits,
     pub allocations: Vec<Allocation>,
+}
+
+/// A node permitted to connect: a label and its x-only node key.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PermittedNode {
+    /// A label for logs and tools; not hashed.
+    pub name: String,
+    pub key: [u8; 32],
 }
 
 /// The genesis block and what it does to the (empty) chain state.
@@ -212,6 +225,8 @@ struct RawSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     chain_id: Option<String>,
     validators: Vec<RawValidator>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    permitted: Vec<RawPermitted>,
     #[serde(default)]
     issuers: RawIssuers,
     #[serde(default)]
@@ -226,6 +241,13 @@ struct RawValidator {
     name: String,
     key: String,
     power: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPermitted {
+    name: String,
+    key: String,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -326,6 +348,7 @@ impl ChainSpec {
             network: Network::Dev,
             genesis_time_ms,
             validators,
+            permitted: Vec::new(),
             issuers: IssuerRegistry {
                 cash: vec![issuer],
                 security: vec![issuer],
@@ -375,6 +398,14 @@ impl ChainSpec {
                     name: v.name.clone(),
                     key: hex::encode(v.key),
                     power: v.power,
+                })
+                .collect(),
+            permitted: self
+                .permitted
+                .iter()
+                .map(|p| RawPermitted {
+                    name: p.name.clone(),
+                    key: hex::encode(p.key),
                 })
                 .collect(),
             issuers: RawIssuers {
@@ -437,6 +468,14 @@ impl ChainSpec {
         }
         let validators = ValidatorSet::new(validators)
             .map_err(|e| SpecError::field("validators", e.to_string()))?;
+        let mut permitted = Vec::with_capacity(raw.permitted.len());
+        for (i, p) in raw.permitted.iter().enumerate() {
+            check_name(&p.name, &format!("permitted[{i}].name"))?;
+            permitted.push(PermittedNode {
+                name: p.name.clone(),
+                key: parse_key(&p.key, &format!("permitted[{i}].key"))?,
+            });
+        }
         let mut issuers = IssuerRegistry::default();
         for (class, list, out) in [
             ("cash", &raw.issuers.cash, &mut issuers.cash),
@@ -506,6 +545,7 @@ impl ChainSpec {
             network,
             genesis_time_ms: raw.genesis_time_ms,
             validators,
+            permitted,
             issuers,
             limits,
             allocations,
@@ -518,6 +558,33 @@ impl ChainSpec {
     /// valid asset of an authorised issuer with its own contract.
     pub fn validate(&self) -> Result<(), SpecError> {
         check_name(&self.name, "name")?;
+        if self.permitted.len() > MAX_PERMITTED_NODES {
+            return Err(SpecError::field(
+                "permitted",
+                format!(
+                    "{} nodes exceed the limit of {MAX_PERMITTED_NODES}",
+                    self.permitted.len()
+                ),
+            ));
+        }
+        for (i, p) in self.permitted.iter().enumerate() {
+            let field = format!("permitted[{i}].key");
+            if self.validators.get(&p.key).is_some() {
+                return Err(SpecError::field(
+                    field,
+                    format!(
+                        "{} is a validator's key: validators are permitted anyway",
+                        hex::encode(p.key)
+                    ),
+                ));
+            }
+            if self.permitted[..i].iter().any(|q| q.key == p.key) {
+                return Err(SpecError::field(
+                    field,
+                    format!("key {} is listed twice", hex::encode(p.key)),
+                ));
+            }
+        }
         if self.limits.max_block_txs == 0 || self.limits.max_block_txs as usize > MAX_BLOCK_TXS {
             return Err(SpecError::field(
                 "limits.max_block_txs",
@@ -631,15 +698,31 @@ impl ChainSpec {
         })
     }
 
+    /// The membership at genesis: the validator set and the permitted nodes.
+    pub fn genesis_membership(&self) -> Membership {
+        Membership::new(
+            self.validators.clone(),
+            self.permitted.iter().map(|p| p.key).collect(),
+        )
+        .expect("a validated spec lists valid, distinct, non-validator keys within the limit")
+    }
+
     /// The hash of the consensus parameters the genesis header cannot otherwise show:
-    /// `TaggedHash("Settle/ChainParams", network name (length-prefixed) || validator-set
+    /// `TaggedHash("Settle/ChainParams", network name (length-prefixed) || membership
     /// hash || for cash, security, lending_position: key count || keys in ascending
     /// order || max_block_txs u32 LE || max_block_bytes u32 LE)`. It is the genesis
     /// block's `prev_hash`, so two specs that differ in any rule have different chain ids.
     pub fn params_hash(&self) -> [u8; 32] {
         let mut data = Vec::with_capacity(128);
         settle_assets::encode::write_var_bytes(&mut data, self.network.name().as_bytes());
-        data.extend_from_slice(&self.validators.hash());
+        let mut permitted: Vec<[u8; 32]> = self.permitted.iter().map(|p| p.key).collect();
+        permitted.sort_unstable();
+        permitted.dedup();
+        let membership = Membership {
+            validators: self.validators.clone(),
+            permitted,
+        };
+        data.extend_from_slice(&membership.hash());
         for keys in [
             &self.issuers.cash,
             &self.issuers.security,

@@ -17,6 +17,7 @@ use crate::block::{Block, Header};
 use crate::certificate::CertificateError;
 use crate::coin::{AssetInfo, ChainView, Coin};
 use crate::limits::BLOCK_VERSION;
+use crate::membership::{Membership, MembershipChange, MembershipState, PendingChange};
 use crate::muhash::MuHash3072;
 use crate::reject::Rejection;
 use crate::spec::{ChainSpec, SpecError};
@@ -56,6 +57,8 @@ pub struct TxEffects {
     pub created: Vec<(OutPoint, Coin)>,
     /// Asset registry changes, one entry per asset issued or burned, ordered by asset.
     pub assets: Vec<AssetDelta>,
+    /// The pending membership change a membership transaction makes.
+    pub membership: Option<PendingChange>,
 }
 
 /// What one valid block does to the chain state, for the store to apply in one batch.
@@ -76,6 +79,10 @@ pub struct BlockEffects {
     pub muhash: MuHash3072,
     /// Its digest: the header's `utxo_commitment`.
     pub utxo_commitment: [u8; 32],
+    /// The membership after the block, when the block changes it (a change activates
+    /// at its height, or a membership transaction makes one pending); `None` when the
+    /// parent's stands.
+    pub membership: Option<MembershipState>,
 }
 
 /// A header that does not follow its parent or the chain spec.
@@ -89,7 +96,7 @@ pub enum HeaderError {
     BadPrevHash { parent: BlockHash, got: BlockHash },
     #[error("block time {time_ms} ms is not after the parent's time {parent_ms} ms")]
     TimeNotIncreasing { parent_ms: u64, time_ms: u64 },
-    #[error("validator-set hash {got} is not the chain's {expected}")]
+    #[error("validator-set hash {got} is not that of the validators in force, {expected}")]
     BadValidatorSetHash { expected: String, got: String },
     #[error("proposer {0} is not a validator")]
     UnknownProposer(String),
@@ -148,6 +155,9 @@ pub(crate) struct Overlay<'v, V: ?Sized> {
     /// The block's registry changes so far.
     deltas: BTreeMap<AssetId, AssetDelta>,
     txids: Vec<Txid>,
+    /// The membership change made by a transaction of this block (its index): one per
+    /// block at most.
+    membership_change: Option<(usize, PendingChange)>,
 }
 
 impl<'v, V: ChainView + ?Sized> Overlay<'v, V> {
@@ -161,6 +171,7 @@ impl<'v, V: ChainView + ?Sized> Overlay<'v, V> {
             assets: HashMap::new(),
             deltas: BTreeMap::new(),
             txids: Vec::new(),
+            membership_change: None,
         }
     }
 
@@ -223,6 +234,9 @@ impl<'v, V: ChainView + ?Sized> Overlay<'v, V> {
             entry.issued += delta.issued;
             entry.burned += delta.burned;
         }
+        if let Some(change) = &effects.membership {
+            self.membership_change = Some((index, change.clone()));
+        }
         self.txids.push(effects.txid);
     }
 
@@ -240,6 +254,7 @@ impl<'v, V: ChainView + ?Sized> Overlay<'v, V> {
             spent: self.spent_base,
             created,
             assets: self.deltas.into_values().collect(),
+            membership_change: self.membership_change.map(|(_, change)| change),
         }
     }
 }
@@ -249,6 +264,27 @@ pub(crate) struct OverlayParts {
     pub(crate) spent: Vec<(OutPoint, Coin)>,
     pub(crate) created: Vec<(OutPoint, Coin)>,
     pub(crate) assets: Vec<AssetDelta>,
+    pub(crate) membership_change: Option<PendingChange>,
+}
+
+/// The membership `view` shows: its own, or the spec's genesis membership for a view
+/// that keeps none (a chain that never changed it).
+pub fn membership_of<V: ChainView + ?Sized>(view: &V, spec: &ChainSpec) -> MembershipState {
+    view.membership()
+        .unwrap_or_else(|| MembershipState::settled(spec.genesis_membership()))
+}
+
+/// The membership after the block at `height` on top of `before`, if it differs.
+pub(crate) fn membership_after(
+    before: &MembershipState,
+    height: u64,
+    change: Option<PendingChange>,
+) -> Option<MembershipState> {
+    let mut after = before.at_height(height);
+    if let Some(change) = change {
+        after.pending = Some(change);
+    }
+    (after != *before).then_some(after)
 }
 
 // ---- One transaction ----
@@ -268,6 +304,7 @@ fn context_free(tx: &Transaction) -> Result<Vec<(usize, AssetContract)>, Rejecti
     check_transaction(tx).map_err(|e| {
         let code = match &e {
             TxCheckError::UnsupportedVersion(_) => "bad-version",
+            TxCheckError::MembershipShape(_) => "bad-membership",
             TxCheckError::NoInputs => "no-inputs",
             TxCheckError::NoOutputs => "no-outputs",
             TxCheckError::TooLarge { .. } => "oversize",
@@ -303,6 +340,11 @@ pub(crate) fn check_contextual<V: ChainView + ?Sized>(
                 tx.expiry_height, ctx.height
             ),
         ));
+    }
+
+    // A membership transaction moves no asset: its checks are its own.
+    if tx.is_membership() {
+        return check_membership(tx, txid, view, ctx);
     }
 
     // 3. Absolute lock time, against the block's height and time in seconds.
@@ -533,8 +575,39 @@ pub(crate) fn check_contextual<V: ChainView + ?Sized>(
             spent,
             created,
             assets,
+            membership: None,
         },
         spent_outputs,
+    })
+}
+
+/// The membership rules (`spec/chain.md`, "Membership changes").
+fn check_membership<V: ChainView + ?Sized>(
+    tx: &Transaction,
+    txid: Txid,
+    view: &Overlay<'_, V>,
+    ctx: &TxContext<'_>,
+) -> Result<Checked, Rejection> {
+    let change = MembershipChange::from_transaction(tx)
+        .map_err(|e| Rejection::consensus("bad-membership", e.to_string()))?;
+    if let Some((index, _)) = &view.membership_change {
+        return Err(Rejection::conflict(
+            "membership-pending",
+            format!("transaction {index} of the same block already changes membership"),
+        ));
+    }
+    let state = membership_of(view.base, ctx.spec);
+    let pending = change.check(&state, ctx.height, &ctx.chain_id, txid)?;
+    Ok(Checked {
+        effects: TxEffects {
+            txid,
+            wtxid: tx.wtxid(),
+            spent: Vec::new(),
+            created: Vec::new(),
+            assets: Vec::new(),
+            membership: Some(pending),
+        },
+        spent_outputs: Vec::new(),
     })
 }
 
@@ -662,7 +735,11 @@ pub(crate) fn parallel_checks(
 
 // ---- Blocks ----
 
-fn check_header(header: &Header, parent: &Header, spec: &ChainSpec) -> Result<(), HeaderError> {
+fn check_header(
+    header: &Header,
+    parent: &Header,
+    in_force: &Membership,
+) -> Result<(), HeaderError> {
     if header.version != BLOCK_VERSION {
         return Err(HeaderError::BadVersion(header.version));
     }
@@ -685,14 +762,14 @@ fn check_header(header: &Header, parent: &Header, spec: &ChainSpec) -> Result<()
             time_ms: header.time_ms,
         });
     }
-    let expected = spec.validators.hash();
+    let expected = in_force.validators.hash();
     if header.validator_set_hash != expected {
         return Err(HeaderError::BadValidatorSetHash {
             expected: hex::encode(expected),
             got: hex::encode(header.validator_set_hash),
         });
     }
-    if spec.validators.get(&header.proposer).is_none() {
+    if in_force.validators.get(&header.proposer).is_none() {
         return Err(HeaderError::UnknownProposer(hex::encode(header.proposer)));
     }
     Ok(())
@@ -724,11 +801,13 @@ pub fn validate_block<V: ChainView + ?Sized>(
     spec: &ChainSpec,
     chain_id: &ChainId,
 ) -> Result<BlockEffects, BlockError> {
-    check_header(&block.header, parent, spec)?;
+    let membership = membership_of(view, spec);
+    let in_force = membership.in_force_at(block.header.height);
+    check_header(&block.header, parent, in_force)?;
     block.certificate.verify_for(
         block.header.height,
         &block.header.hash(),
-        &spec.validators,
+        &in_force.validators,
         chain_id,
     )?;
     validate_proposal(block, parent, view, spec, chain_id)
@@ -746,7 +825,8 @@ pub fn validate_proposal<V: ChainView + ?Sized>(
     chain_id: &ChainId,
 ) -> Result<BlockEffects, BlockError> {
     let header = &block.header;
-    check_header(header, parent, spec)?;
+    let membership = membership_of(view, spec);
+    check_header(header, parent, membership.in_force_at(header.height))?;
     check_limits(block, spec)?;
     let computed = block.compute_merkle_root();
     if computed != header.merkle_root {
@@ -812,6 +892,7 @@ pub fn validate_proposal<V: ChainView + ?Sized>(
         assets: parts.assets,
         muhash,
         utxo_commitment,
+        membership: membership_after(&membership, header.height, parts.membership_change),
     })
 }
 
@@ -897,6 +978,7 @@ pub(crate) fn apply_genesis(
             spent: Vec::new(),
             created,
             assets,
+            membership: None,
         };
         overlay.apply(i, &effects);
     }
@@ -925,5 +1007,6 @@ pub(crate) fn apply_genesis(
         assets: parts.assets,
         muhash,
         utxo_commitment,
+        membership: None,
     })
 }

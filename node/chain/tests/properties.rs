@@ -158,6 +158,48 @@ proptest! {
         no_panic::<Coin>(&bytes);
         no_panic::<AssetInfo>(&bytes);
         no_panic::<MuHash3072>(&bytes);
+        no_panic::<settle_chain::MembershipChange>(&bytes);
+        no_panic::<settle_chain::MembershipState>(&bytes);
+    }
+
+    /// A membership change survives encoding, and any single changed byte of its body
+    /// either fails to decode or changes the decoded change (no two encodings).
+    #[test]
+    fn membership_changes_round_trip(
+        activation_height in any::<u64>(),
+        base in any::<[u8; 32]>(),
+        ops in prop::collection::vec((1u8..=3, any::<[u8; 32]>(), any::<u64>()), 0..8),
+        sigs in prop::collection::vec((any::<[u8; 32]>(), any::<[u8; 32]>()), 0..4),
+        flip in any::<prop::sample::Index>(),
+    ) {
+        use settle_chain::{MembershipChange, MembershipOp};
+        let change = MembershipChange {
+            activation_height,
+            base,
+            ops: ops
+                .iter()
+                .map(|&(kind, key, power)| match kind {
+                    1 => MembershipOp::SetValidator { key, power },
+                    2 => MembershipOp::Permit { key },
+                    _ => MembershipOp::Revoke { key },
+                })
+                .collect(),
+            signatures: sigs
+                .iter()
+                .map(|(k, s)| settle_chain::CommitSignature {
+                    validator: *k,
+                    signature: [*s, *s].concat().try_into().expect("64 bytes"),
+                })
+                .collect(),
+        };
+        let bytes = serialize(&change);
+        prop_assert_eq!(deserialize::<MembershipChange>(&bytes), Ok(change.clone()));
+        let mut flipped = bytes.clone();
+        let i = flip.index(flipped.len());
+        flipped[i] ^= 0x01;
+        if let Ok(other) = deserialize::<MembershipChange>(&flipped) {
+            prop_assert_ne!(other, change);
+        }
     }
 
     #[test]

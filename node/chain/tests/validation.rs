@@ -14,7 +14,8 @@ use settle_assets::transaction::{
 };
 use settle_chain::reject::CODES;
 use settle_chain::{
-    BlockError, RejectClass, Rejection, TxContext, TxEffects, validate_block, validate_transaction,
+    BlockError, MembershipChange, MembershipOp, RejectClass, Rejection, TxContext, TxEffects,
+    membership_of, validate_block, validate_transaction,
 };
 use settle_script::templates::burn_script;
 
@@ -85,7 +86,7 @@ fn all_rejections() -> Vec<(&'static str, Rejection)> {
 
     add(
         "bad version",
-        reject(&fx, &alice_tx(&fx, |t| t.version = 2)),
+        reject(&fx, &alice_tx(&fx, |t| t.version = 3)),
     );
     add(
         "no inputs",
@@ -283,6 +284,54 @@ fn all_rejections() -> Vec<(&'static str, Rejection)> {
     bad_sig.inputs[0].witness.0[0][5] ^= 1;
     add("bad signature", reject(&fx, &bad_sig));
 
+    // Membership changes (spec/chain.md, "Membership changes").
+    let height = fx.state.tip().height;
+    let permit_carol = |fx: &Fixture, at: u64| {
+        let base = membership_of(&fx.state, &fx.spec).current.hash();
+        MembershipChange {
+            activation_height: at,
+            base,
+            ops: vec![MembershipOp::Permit {
+                key: key_bytes(&keypair(9)),
+            }],
+            signatures: Vec::new(),
+        }
+    };
+    let signed = |mut c: MembershipChange| {
+        c.sign(&fx.validator, &fx.chain_id);
+        c.to_transaction()
+    };
+    let mut with_input = signed(permit_carol(&fx, height + 5));
+    with_input
+        .inputs
+        .push(TxIn::spending(fx.coin(&fx.alice, fx.eur).0));
+    add(
+        "membership transaction with an input",
+        reject(&fx, &with_input),
+    );
+    add(
+        "membership change without a quorum",
+        reject(&fx, &permit_carol(&fx, height + 5).to_transaction()),
+    );
+    add(
+        "membership change activating at once",
+        reject(&fx, &signed(permit_carol(&fx, height + 1))),
+    );
+    let mut stale = permit_carol(&fx, height + 5);
+    stale.base = [7; 32];
+    add(
+        "membership change of another membership",
+        reject(&fx, &signed(stale)),
+    );
+    let mut other = permit_carol(&fx, height + 5);
+    other.activation_height += 1;
+    let built = fx.build(&[signed(permit_carol(&fx, height + 5)), signed(other)]);
+    assert_eq!(built.block.transactions.len(), 1);
+    add(
+        "second membership change in one block",
+        built.skipped[0].rejection.clone(),
+    );
+
     // Conflicts within one block: the builder leaves the second spend out.
     let first = fx.alice_pays_bob(100);
     let second = fx.alice_pays_bob(200);
@@ -363,6 +412,17 @@ fn each_case_gets_the_intended_code() {
         ("reissue past the largest supply", "supply-overflow"),
         ("outputs exceed inputs", "unbalanced"),
         ("bad signature", "script-failed"),
+        ("membership transaction with an input", "bad-membership"),
+        ("membership change without a quorum", "membership-threshold"),
+        (
+            "membership change activating at once",
+            "membership-activation",
+        ),
+        ("membership change of another membership", "membership-base"),
+        (
+            "second membership change in one block",
+            "membership-pending",
+        ),
         ("double spend in one block", "double-spend"),
         ("block full", "block-full"),
     ];

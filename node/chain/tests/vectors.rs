@@ -188,3 +188,96 @@ fn precommit_digest_and_signature() {
         .verify_schnorr(&s, &digest, &kp.x_only_public_key().0)
         .expect("valid BIP340 signature");
 }
+
+/// `spec/chain.md`, "Membership changes": the membership hash, the signed digest, the
+/// body and transaction encodings, the result of the edits, and bodies that must not
+/// decode. The hash and digest are also recomputed here from the spec's formulas.
+#[test]
+fn membership_change() {
+    use settle_chain::{Membership, MembershipChange, MembershipError, MembershipState};
+    let v = load("membership.json");
+    let chain_id = ChainId(arr32(&v["chain_id"]));
+    let set = |list: &Value| {
+        ValidatorSet::new(
+            self::list(list)
+                .iter()
+                .map(|x| Validator {
+                    name: String::new(),
+                    key: arr32(&x["key"]),
+                    power: u64_of(&x["power"]),
+                })
+                .collect(),
+        )
+        .expect("valid set")
+    };
+    let keys = |list: &Value| -> Vec<[u8; 32]> { self::list(list).iter().map(arr32).collect() };
+    let m = &v["membership"];
+    let membership =
+        Membership::new(set(&m["validators"]), keys(&m["permitted"])).expect("membership");
+    assert_eq!(
+        membership.validators.hash(),
+        arr32(&m["validator_set_hash"])
+    );
+    assert_eq!(membership.hash(), arr32(&m["hash"]));
+    // TaggedHash("Settle/Membership", validator_set_hash || compact_size(k) || keys).
+    let mut data = arr32(&m["validator_set_hash"]).to_vec();
+    data.push(u8::try_from(membership.permitted.len()).expect("few"));
+    for k in &membership.permitted {
+        data.extend_from_slice(k);
+    }
+    assert_eq!(
+        settle_assets::hash::tagged_hash("Settle/Membership", &data),
+        membership.hash()
+    );
+
+    let c = &v["change"];
+    let body = bytes(&c["body"]);
+    let change: MembershipChange = deserialize(&body).expect("the body decodes");
+    assert_eq!(serialize(&change), body);
+    assert_eq!(change.activation_height, u64_of(&c["activation_height"]));
+    assert_eq!(change.base, membership.hash());
+    assert_eq!(change.digest(&chain_id), arr32(&c["digest"]));
+    // The digest covers chain id || body without its signature list.
+    let unsigned_len = 1 + 8 + 32 + 1 + change.ops.len() * 41;
+    let mut data = chain_id.as_bytes().to_vec();
+    data.extend_from_slice(&body[..unsigned_len]);
+    assert_eq!(
+        settle_assets::hash::tagged_hash("Settle/MembershipChange", &data),
+        change.digest(&chain_id)
+    );
+    let tx = change.to_transaction();
+    assert_eq!(serialize(&tx), bytes(&c["transaction"]));
+    assert_eq!(tx.txid().to_string(), c["txid"].as_str().expect("txid"));
+    assert_eq!(
+        MembershipChange::from_transaction(&deserialize(&bytes(&c["transaction"])).expect("tx")),
+        Ok(change.clone())
+    );
+    let pending = change
+        .check(
+            &MembershipState::settled(membership.clone()),
+            u64_of(&c["included_at_height"]),
+            &chain_id,
+            tx.txid(),
+        )
+        .expect("a quorum signed");
+    let r = &v["result"];
+    assert_eq!(
+        pending.membership.validators.hash(),
+        set(&r["validators"]).hash()
+    );
+    assert_eq!(pending.membership.permitted, keys(&r["permitted"]));
+    assert_eq!(pending.membership.hash(), arr32(&r["hash"]));
+
+    for case in list(&v["invalid_bodies"]) {
+        let err = deserialize::<MembershipChange>(&bytes(&case["body"]))
+            .expect_err(case["name"].as_str().expect("name"));
+        let want = case["error"].as_str().expect("error");
+        assert!(
+            MembershipError::Decode(err.clone())
+                .to_string()
+                .contains(want),
+            "{}: {err} does not name {want}",
+            case["name"]
+        );
+    }
+}

@@ -14,8 +14,9 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use bytes::Bytes;
 use malachitebft_app_channel::app::consensus::LivenessMsg;
+use malachitebft_app_channel::app::streaming::StreamContent;
 use malachitebft_app_channel::app::types::codec::{Codec, HasEncodedLen};
-use malachitebft_app_channel::app::types::streaming::StreamMessage;
+use malachitebft_app_channel::app::types::streaming::{StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::sync::{Request, Response, Status};
 use malachitebft_app_channel::app::types::{ProposedValue, SignedConsensusMsg};
 use malachitebft_core_types::{
@@ -25,7 +26,7 @@ use malachitebft_sync::{PeerId, RawDecidedValue, ValueRequest, ValueResponse};
 
 use crate::context::SettleContext;
 use crate::signing::Signature;
-use crate::types::{Address, BlockId, Height, ProposalPart};
+use crate::types::{Address, BlockId, Height, ProposalPart, UndecodablePart};
 
 /// Bytes that are not a well-formed consensus message.
 #[derive(Debug, thiserror::Error)]
@@ -74,10 +75,66 @@ macro_rules! borsh_codec {
     };
 }
 
-borsh_codec!(ProposalPart, "proposal part");
 borsh_codec!(SignedConsensusMsg<SettleContext>, "consensus message");
 borsh_codec!(LivenessMsg<SettleContext>, "liveness message");
-borsh_codec!(StreamMessage<ProposalPart>, "proposal stream message");
+
+/// Refuses to encode the marker that stands for undecodable input.
+fn refuse_marker(part: &ProposalPart, what: &'static str) -> Result<(), CodecError> {
+    if matches!(part, ProposalPart::Undecodable(_)) {
+        return Err(CodecError::Encode {
+            what,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the undecodable-input marker is never sent",
+            ),
+        });
+    }
+    Ok(())
+}
+
+impl Codec<ProposalPart> for SettleCodec {
+    type Error = CodecError;
+
+    fn decode(&self, bytes: Bytes) -> Result<ProposalPart, CodecError> {
+        decode_borsh("proposal part", &bytes)
+    }
+
+    fn encode(&self, part: &ProposalPart) -> Result<Bytes, CodecError> {
+        refuse_marker(part, "proposal part")?;
+        encode_borsh("proposal part", part)
+    }
+}
+
+/// Proposal-part gossip is the one input whose failure to decode is handed on
+/// rather than dropped: Malachite drops a message its codec refuses without saying
+/// who sent it, so bytes that do not decode become a one-message stream carrying
+/// [`ProposalPart::Undecodable`], which reaches the driver with the publisher's id
+/// (`spec/consensus.md`, "Misbehaving peers").
+impl Codec<StreamMessage<ProposalPart>> for SettleCodec {
+    type Error = CodecError;
+
+    fn decode(&self, bytes: Bytes) -> Result<StreamMessage<ProposalPart>, CodecError> {
+        match decode_borsh::<StreamMessage<ProposalPart>>("proposal stream message", &bytes) {
+            Ok(msg) => Ok(msg),
+            Err(e) => Ok(StreamMessage::new(
+                StreamId::new(Bytes::new()),
+                0,
+                StreamContent::Data(ProposalPart::Undecodable(UndecodablePart {
+                    len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+                    reason: e.to_string(),
+                })),
+            )),
+        }
+    }
+
+    fn encode(&self, msg: &StreamMessage<ProposalPart>) -> Result<Bytes, CodecError> {
+        if let StreamContent::Data(part) = &msg.content {
+            refuse_marker(part, "proposal stream message")?;
+        }
+        encode_borsh("proposal stream message", msg)
+    }
+}
+
 borsh_codec!(ProposedValue<SettleContext>, "proposed value");
 borsh_codec!(PolkaCertificate<SettleContext>, "polka certificate");
 
@@ -294,8 +351,6 @@ mod tests {
     use super::*;
     use crate::signing::{PrivateKey, SettleSigner};
     use crate::types::{ProposalData, Vote};
-    use malachitebft_app_channel::app::streaming::StreamContent;
-    use malachitebft_app_channel::app::types::streaming::StreamId;
     use malachitebft_core_types::{NilOrVal, SignedMessage, VoteType};
     use settle_assets::ChainId;
 
@@ -324,6 +379,23 @@ mod tests {
         back
     }
 
+    /// Like [`roundtrip`] for proposal-part gossip, whose undecodable variants come
+    /// back as the marker rather than an error.
+    fn roundtrip_stream(value: &StreamMessage<ProposalPart>) {
+        let bytes = SettleCodec.encode(value).expect("encodes");
+        let back: StreamMessage<ProposalPart> = SettleCodec.decode(bytes.clone()).expect("decodes");
+        assert_eq!(&back, value);
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        for bad in [Bytes::from(longer), bytes.slice(..bytes.len() - 1)] {
+            let marked: StreamMessage<ProposalPart> = SettleCodec.decode(bad).expect("marker");
+            assert!(matches!(
+                marked.content,
+                StreamContent::Data(ProposalPart::Undecodable(_))
+            ));
+        }
+    }
+
     #[test]
     fn consensus_messages_roundtrip() {
         let s = signer();
@@ -345,8 +417,8 @@ mod tests {
                 bytes: vec![1, 2, 3],
             })),
         );
-        roundtrip(&part);
-        roundtrip(&StreamMessage::<ProposalPart>::new(
+        roundtrip_stream(&part);
+        roundtrip_stream(&StreamMessage::<ProposalPart>::new(
             StreamId::new(Bytes::from_static(b"id")),
             4,
             StreamContent::Fin,
@@ -401,12 +473,24 @@ mod tests {
                 )
                 .is_err()
             );
+            // Proposal-part gossip that does not decode becomes the marker, so the
+            // driver can charge its publisher.
+            let marked = <SettleCodec as Codec<StreamMessage<ProposalPart>>>::decode(
+                &SettleCodec,
+                b.clone(),
+            )
+            .expect("undecodable gossip is handed on");
             assert!(
-                <SettleCodec as Codec<StreamMessage<ProposalPart>>>::decode(
-                    &SettleCodec,
-                    b.clone()
-                )
-                .is_err()
+                matches!(
+                    &marked.content,
+                    StreamContent::Data(ProposalPart::Undecodable(u))
+                        if u.len as usize == input.len() && !u.reason.is_empty()
+                ),
+                "expected the undecodable marker, got {marked:?}"
+            );
+            assert!(
+                SettleCodec.encode(&marked).is_err(),
+                "the marker is never sent"
             );
             assert!(
                 <SettleCodec as Codec<Response<SettleContext>>>::decode(&SettleCodec, b.clone())

@@ -10,6 +10,7 @@
 //! - [`identity`]: node keys as libp2p identities; permitted keys as peer ids.
 //! - [`streams`]: reassembly of proposal-part streams.
 //! - [`app`]: the [`Application`] trait the daemon implements.
+//! - [`misbehaviour`]: what a peer's invalid data costs it (scores and bans).
 //! - [`node`]: [`start_node`], which runs the engine and drives it.
 //!
 //! The protocol is specified in `spec/consensus.md`.
@@ -20,6 +21,7 @@ pub mod codec;
 pub mod config;
 pub mod context;
 pub mod identity;
+pub mod misbehaviour;
 pub mod node;
 pub mod signing;
 pub mod streams;
@@ -29,6 +31,7 @@ pub use app::{AppError, Application, BlockVerdict, DecidedBlock, ProposedBlock};
 pub use certificate::{Certificate, CertificateError, CommitSignature};
 pub use config::Timing;
 pub use context::SettleContext;
+pub use misbehaviour::{BAN_DURATION_MS, MisbehaviourCounts, Offence, PeerGuard};
 pub use node::{
     ConsensusStatus, GossipedTxs, NetworkSummary, NodeError, NodeHandle, NodeParams, NodeRole,
     PeerSummary, peer_multiaddr, start_node,

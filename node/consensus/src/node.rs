@@ -43,6 +43,7 @@ use crate::codec::SettleCodec;
 use crate::config::{EngineConfig, Timing};
 use crate::context::SettleContext;
 use crate::identity::{IdentityError, libp2p_keypair, peer_id_of};
+use crate::misbehaviour::{MisbehaviourCounts, Offence, PeerGuard, run_guard};
 use crate::signing::{
     PrivateKey, SettleSigner, SettleVerifier, Signature, proposal_parts_digest, verify_digest,
 };
@@ -69,6 +70,8 @@ const PROPOSE_WAIT_PER_MILLE: u32 = 900;
 /// with its height, little-endian, so it cannot be confused in practice; the content
 /// decides anyway).
 const TX_STREAM_PREFIX: &[u8] = b"settle/tx";
+/// The address a follower gives the engine: never a validator's.
+const FOLLOWER_ENGINE_ADDRESS: Address = Address([0; 32]);
 /// While catching up, one progress line per this interval rather than one per block.
 const SYNC_LOG_INTERVAL_MS: u64 = 2_000;
 
@@ -110,7 +113,13 @@ pub struct PeerSummary {
     /// `inbound` or `outbound` (`None`: not known).
     pub direction: Option<String>,
     pub persistent: bool,
+    /// Malachite's gossipsub score (by peer type).
     pub score: f64,
+    /// This node's misbehaviour score for the peer: 0, or lower after offences
+    /// ([`crate::misbehaviour`]).
+    pub misbehaviour_score: i64,
+    /// Offences charged to the peer since this node started.
+    pub offences: u64,
 }
 
 /// This node's network state.
@@ -122,6 +131,7 @@ pub struct NetworkSummary {
     pub is_validator: bool,
     pub permissioned: bool,
     pub peers: Vec<PeerSummary>,
+    /// The persistent peers, including those a ban keeps out for now.
     pub persistent_peers: Vec<String>,
 }
 
@@ -157,6 +167,9 @@ pub struct NodeParams {
     pub wake: Option<Arc<Notify>>,
     /// Where gossiped transactions go (best effort: a full channel drops a batch).
     pub tx_sink: Option<mpsc::Sender<GossipedTxs>>,
+    /// How long a first offence keeps a misbehaving peer out (normally
+    /// [`crate::BAN_DURATION_MS`]; repeated bans double it).
+    pub ban_duration: Duration,
 }
 
 /// Why a node could not start, or stopped with a failure.
@@ -198,6 +211,7 @@ pub struct NodeHandle {
     net_requests: mpsc::Sender<NetworkRequest>,
     network: mpsc::Sender<NetworkMsg<SettleContext>>,
     gossip_nonce: AtomicU64,
+    guard: Arc<PeerGuard>,
     engine: Option<EngineHandle>,
     driver: JoinHandle<Result<(), DriverError>>,
 }
@@ -290,6 +304,8 @@ impl NodeHandle {
             .peers
             .iter()
             .map(|(id, info)| PeerSummary {
+                misbehaviour_score: self.guard.score(id),
+                offences: self.guard.record(id).map_or(0, |r| r.offences),
                 peer_id: id.to_string(),
                 moniker: info.moniker.clone(),
                 address: info.address.to_string(),
@@ -307,17 +323,24 @@ impl NodeHandle {
             is_validator: dump.local_node.is_validator,
             permissioned: dump.local_node.persistent_peers_only,
             peers,
+            // Addresses a ban holds out are still persistent peers: membership
+            // reconciliation must neither re-add them (which would lift the ban) nor
+            // miss them when a permission is withdrawn.
             persistent_peers: dump
                 .persistent_peer_addrs
                 .iter()
-                .map(ToString::to_string)
+                .cloned()
+                .chain(self.guard.held_addresses())
+                .map(|a| a.to_string())
                 .collect(),
         })
     }
 
     /// Adds a peer to the persistent (and, when permissioned, permitted) peers at
     /// runtime. The address must end in `/p2p/<peer id>`.
+    /// An operator's addition wins over a ban: a banned peer is pardoned.
     pub async fn add_peer(&self, addr: Multiaddr) -> Result<(), NodeError> {
+        self.guard.operator_added(&addr);
         NetworkRequest::add_persistent_peer(&self.net_requests, addr)
             .await
             .map_err(|e| NodeError::Network(e.to_string()))?
@@ -326,11 +349,36 @@ impl NodeHandle {
 
     /// Removes a persistent peer at runtime; when permissioned, the peer is
     /// disconnected and refused from then on.
+    /// Removing a peer that a ban holds out already makes the removal outlast the
+    /// ban.
     pub async fn remove_peer(&self, addr: Multiaddr) -> Result<(), NodeError> {
+        if self.guard.operator_removed(&addr) {
+            return Ok(());
+        }
         NetworkRequest::remove_persistent_peer(&self.net_requests, addr)
             .await
             .map_err(|e| NodeError::Network(e.to_string()))?
             .map_err(|e| NodeError::Network(e.to_string()))
+    }
+
+    /// Charges the peer that authored some data with `offence`: it is disconnected
+    /// and refused for a while (`spec/consensus.md`, "Misbehaving peers"). Never
+    /// blocks.
+    pub fn report_misbehaviour(&self, author: PeerId, offence: Offence) {
+        match to_libp2p(&author) {
+            Some(peer) => self.guard.report(peer, offence),
+            None => self.guard.count_unattributed(offence),
+        }
+    }
+
+    /// Offences and bans since this node started.
+    pub fn misbehaviour_counts(&self) -> MisbehaviourCounts {
+        self.guard.counts()
+    }
+
+    /// The guard that keeps the misbehaviour records (shared with the metrics).
+    pub fn peer_guard(&self) -> Arc<PeerGuard> {
+        Arc::clone(&self.guard)
     }
 
     /// Stops the engine's actors (closing the network) and the driver, through a
@@ -362,6 +410,17 @@ impl NodeHandle {
         }
         self.driver.abort();
     }
+}
+
+/// The libp2p form of the engine's peer id (the same multihash).
+fn to_libp2p(peer: &PeerId) -> Option<libp2p_identity::PeerId> {
+    libp2p_identity::PeerId::from_bytes(&peer.to_bytes()).ok()
+}
+
+/// The author of gossip: the publisher gossipsub authenticated, or the neighbour
+/// that delivered it when the transport names no publisher.
+pub fn gossip_author(from: PeerId, published_by: Option<PeerId>) -> PeerId {
+    published_by.unwrap_or(from)
 }
 
 /// The multiaddr of a peer: `listen_addr/p2p/<peer id of key>`.
@@ -430,7 +489,13 @@ pub async fn start_node<A: Application>(
             Box::new(verifier.clone()),
             Box::new(signer.clone()),
         ),
-        None => ConsensusContext::new_full_node(address, Box::new(verifier.clone())),
+        // A follower may hold a key of the validator set (a validator with producing
+        // turned off). Malachite decides whether to sign by the address it is given,
+        // and panics without a signer, so a follower gives it an address that no
+        // validator set holds (zero is not a valid x-only key).
+        None => {
+            ConsensusContext::new_full_node(FOLLOWER_ENGINE_ADDRESS, Box::new(verifier.clone()))
+        }
     };
 
     let (channels, engine) = malachitebft_app_channel::start_engine(
@@ -458,6 +523,12 @@ pub async fn start_node<A: Application>(
     });
     let net_requests = channels.net_requests.clone();
     let network = channels.network.clone();
+    let (guard, reports) = PeerGuard::new(peer_id, params.ban_duration);
+    tokio::spawn(run_guard(
+        Arc::clone(&guard),
+        reports,
+        channels.net_requests.clone(),
+    ));
     let driver = Driver {
         app,
         chain_id: params.chain_id,
@@ -475,14 +546,15 @@ pub async fn start_node<A: Application>(
         committed_height: None,
         committed_tx,
         status_tx,
-        stream_nonce: 0,
+        stream_nonce: initial_stream_nonce(),
+        guard: Arc::clone(&guard),
         wake: params.wake.clone(),
         tx_sink: params.tx_sink.clone(),
         pending_start: None,
         pending_value: None,
         synced: HashSet::new(),
         last_finalized_at: Instant::now(),
-        sync_progress: SyncProgress::new(),
+        sync_progress: SyncProgress::new(&channels.events),
     };
     info!(moniker = %config.moniker(), %address, %peer_id, "consensus node started");
     let driver = tokio::spawn(driver.run(channels));
@@ -494,26 +566,74 @@ pub async fn start_node<A: Application>(
         net_requests,
         network,
         gossip_nonce: AtomicU64::new(0),
+        guard,
         engine: Some(engine),
         driver,
     })
 }
 
+/// Where this run's proposal-stream ids start: a proposer restarted in the middle
+/// of a stream must not reuse the id of one its peers still hold (they would see two
+/// versions of one message).
+fn initial_stream_nonce() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| {
+            d.subsec_nanos() ^ u32::try_from(d.as_secs() % (1 << 32)).unwrap_or(0)
+        });
+    nanos.wrapping_mul(2_654_435_761)
+}
+
+/// Where the sync progress bar draws, once the daemon enabled it
+/// ([`enable_sync_progress_bar`]); `None` keeps the plain log lines.
+static SYNC_BARS: std::sync::OnceLock<indicatif::MultiProgress> = std::sync::OnceLock::new();
+
+/// Shows catching up as a progress bar (height reached / the network's height,
+/// blocks per second, time left) drawn through `bars`, in place of the periodic
+/// `sync: progress` lines; the first and the last sync lines are still logged. Call
+/// it once, before [`start_node`], and only when stderr is a terminal; logs should
+/// then be written through [`indicatif::MultiProgress::suspend`] so that log lines and
+/// the bar do not tear each other. Returns `false` if a bar was already enabled.
+pub fn enable_sync_progress_bar(bars: indicatif::MultiProgress) -> bool {
+    SYNC_BARS.set(bars).is_ok()
+}
+
+/// Redraws of the sync bar per second (its spinner and rate keep moving between
+/// blocks).
+const SYNC_BAR_TICK_MS: u64 = 200;
+
 /// The sync progress log: how far catching up has come, at most one line per
-/// [`SYNC_LOG_INTERVAL_MS`], and one line when the node is caught up.
+/// [`SYNC_LOG_INTERVAL_MS`], and one line when the node is caught up. With a progress
+/// bar enabled, the bar replaces the periodic lines.
 #[derive(Debug)]
 struct SyncProgress {
     since: Instant,
     blocks: u64,
     syncing: bool,
+    /// The highest height peers were seen voting or proposing at, minus one: what the
+    /// network has decided, as far as this node knows (0: not known yet). Only kept
+    /// when a bar is shown. The votes are counted before consensus checks their
+    /// signatures, so a lying peer can only make the bar's target wrong.
+    network_height: Option<Arc<AtomicU64>>,
+    /// The bar while catching up, and whether its style shows a target.
+    bar: Option<(indicatif::ProgressBar, Option<bool>)>,
 }
 
 impl SyncProgress {
-    fn new() -> Self {
+    /// With a bar enabled, follows the heights of the consensus messages `events`
+    /// reports, for the bar's target.
+    fn new(events: &malachitebft_app_channel::app::events::TxEvent<SettleContext>) -> Self {
+        let network_height = SYNC_BARS.get().map(|_| {
+            let best = Arc::new(AtomicU64::new(0));
+            tokio::spawn(follow_network_height(events.subscribe(), Arc::clone(&best)));
+            best
+        });
         SyncProgress {
             since: Instant::now(),
             blocks: 0,
             syncing: false,
+            network_height,
+            bar: None,
         }
     }
 
@@ -524,8 +644,28 @@ impl SyncProgress {
             self.since = now;
             self.blocks = 0;
             info!(%height, "sync: catching up with the network");
+            self.bar = SYNC_BARS.get().map(|bars| {
+                // Styled before it is first drawn.
+                let bar = indicatif::ProgressBar::hidden();
+                let mut styled_with_target = None;
+                update_sync_bar(
+                    &bar,
+                    &mut styled_with_target,
+                    height.0,
+                    self.network_target(),
+                );
+                bar.reset_eta();
+                let bar = bars.add(bar);
+                bar.enable_steady_tick(Duration::from_millis(SYNC_BAR_TICK_MS));
+                (bar, styled_with_target)
+            });
         }
         self.blocks += 1;
+        let target = self.network_target();
+        if let Some((bar, styled_with_target)) = &mut self.bar {
+            update_sync_bar(bar, styled_with_target, height.0, target);
+            return;
+        }
         let elapsed = now.duration_since(self.since);
         if elapsed >= Duration::from_millis(SYNC_LOG_INTERVAL_MS) {
             let per_s = self.blocks as f64 / elapsed.as_secs_f64();
@@ -535,11 +675,102 @@ impl SyncProgress {
         }
     }
 
+    /// What the network has decided as far as this node knows (0: not known).
+    fn network_target(&self) -> u64 {
+        self.network_height
+            .as_ref()
+            .map_or(0, |h| h.load(Ordering::Relaxed))
+    }
+
     /// A block was decided live (this node took part in consensus or saw it decided).
     fn caught_up(&mut self, height: Height, _now: Instant) {
         if self.syncing {
             self.syncing = false;
+            if let Some((bar, _)) = self.bar.take() {
+                bar.finish_and_clear();
+            }
             info!(%height, "sync: caught up, following consensus");
+        }
+    }
+}
+
+impl Drop for SyncProgress {
+    fn drop(&mut self) {
+        if let Some((bar, _)) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Moves `bar` to `height`; with a known `target` above it, a bar towards the target,
+/// otherwise a counter (a bar needs a target). `styled_with_target` remembers which
+/// style the bar has, so that it changes only when the target appears or is reached.
+fn update_sync_bar(
+    bar: &indicatif::ProgressBar,
+    styled_with_target: &mut Option<bool>,
+    height: u64,
+    target: u64,
+) {
+    const WITH_TARGET: &str = "{spinner} sync {pos}/{len} [{wide_bar}] {rate} ETA {eta}";
+    const WITHOUT_TARGET: &str =
+        "{spinner} sync height {pos} {rate} (waiting to hear the network's height)";
+    let known = target > height;
+    if *styled_with_target != Some(known) {
+        let template = if known { WITH_TARGET } else { WITHOUT_TARGET };
+        // Both templates are constants that parse; the fallback is only a guard.
+        let style = indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} blocks/s", state.per_sec());
+                },
+            )
+            .progress_chars("=> ");
+        bar.set_style(style);
+        *styled_with_target = Some(known);
+    }
+    bar.set_length(target.max(height));
+    bar.set_position(height);
+}
+
+#[cfg(test)]
+mod sync_bar_tests {
+    use super::update_sync_bar;
+
+    #[test]
+    fn the_bar_aims_at_the_network_height_once_it_is_known() {
+        let bar = indicatif::ProgressBar::hidden();
+        let mut styled_with_target = None;
+        update_sync_bar(&bar, &mut styled_with_target, 10, 0);
+        assert_eq!((bar.position(), bar.length()), (10, Some(10)));
+        assert_eq!(styled_with_target, Some(false), "no target yet: a counter");
+        update_sync_bar(&bar, &mut styled_with_target, 11, 500);
+        assert_eq!((bar.position(), bar.length()), (11, Some(500)));
+        assert_eq!(styled_with_target, Some(true));
+        // A target at or below the height reached (stale, or caught up) is no target.
+        update_sync_bar(&bar, &mut styled_with_target, 600, 500);
+        assert_eq!((bar.position(), bar.length()), (600, Some(600)));
+        assert_eq!(styled_with_target, Some(false));
+    }
+}
+
+/// Keeps `best` at the height below the highest one that peers' votes and proposals
+/// name, until the engine's event channel closes.
+async fn follow_network_height(
+    mut events: malachitebft_app_channel::app::events::RxEvent<SettleContext>,
+    best: Arc<AtomicU64>,
+) {
+    use malachitebft_app_channel::app::engine::util::events::Event;
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(Event::Received(msg)) => {
+                let decided = msg.height().0.saturating_sub(1);
+                best.fetch_max(decided, Ordering::Relaxed);
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
         }
     }
 }
@@ -578,6 +809,8 @@ struct Driver<A> {
     committed_tx: watch::Sender<Height>,
     status_tx: watch::Sender<ConsensusStatus>,
     stream_nonce: u32,
+    /// Where evidence of misbehaviour goes.
+    guard: Arc<PeerGuard>,
     wake: Option<Arc<Notify>>,
     tx_sink: Option<mpsc::Sender<GossipedTxs>>,
     /// The next height, held back until this validator has something to propose.
@@ -643,7 +876,14 @@ impl<A: Application> Driver<A> {
                 }
             };
             if let Err(e) = result {
-                error!(error = %e, "consensus driver stopping");
+                match &e {
+                    // The engine closes its channels when the node shuts down: the
+                    // normal end, not a failure.
+                    DriverError::ChannelClosed(_) => {
+                        info!(reason = %e, "consensus driver stopped");
+                    }
+                    DriverError::App(_) => error!(error = %e, "consensus driver stopping"),
+                }
                 return Err(e);
             }
         }
@@ -777,13 +1017,15 @@ impl<A: Application> Driver<A> {
     }
 
     fn forward_transactions(&self, from: PeerId, origin: Option<PeerId>, batch: TxBatch) {
+        if batch.txs.is_empty() || batch.txs.len() > MAX_GOSSIP_BATCH_TXS {
+            let author = gossip_author(from, origin);
+            warn!(peer = %author, count = batch.txs.len(), "dropping a transaction batch of a size out of bounds");
+            self.report(author, Offence::MalformedStream);
+            return;
+        }
         let Some(sink) = &self.tx_sink else {
             return;
         };
-        if batch.txs.is_empty() || batch.txs.len() > MAX_GOSSIP_BATCH_TXS {
-            warn!(peer = %from, count = batch.txs.len(), "dropping a transaction batch of a size out of bounds");
-            return;
-        }
         if sink
             .try_send(GossipedTxs {
                 from,
@@ -793,6 +1035,23 @@ impl<A: Application> Driver<A> {
             .is_err()
         {
             debug!(peer = %from, "mempool intake is busy; dropping a gossiped batch");
+        }
+    }
+
+    /// Charges `author` (an engine peer id) with `offence`.
+    fn report(&self, author: PeerId, offence: Offence) {
+        match to_libp2p(&author) {
+            Some(peer) => self.guard.report(peer, offence),
+            None => self.guard.count_unattributed(offence),
+        }
+    }
+
+    /// Charges the validator `proposer` (its node key is its validator key) with
+    /// `offence`.
+    fn report_validator(&self, proposer: &Address, offence: Offence) {
+        match peer_id_of(&proposer.to_byte_array()) {
+            Ok(peer) => self.guard.report(peer, offence),
+            Err(_) => self.guard.count_unattributed(offence),
         }
     }
 
@@ -973,6 +1232,14 @@ impl<A: Application> Driver<A> {
                         let _ = reply.send(None);
                         return Ok(());
                     }
+                    StreamContent::Data(ProposalPart::Undecodable(bad)) => {
+                        let author = gossip_author(from, published_by);
+                        warn!(peer = %author, via = %from, len = bad.len, reason = %bad.reason,
+                              "undecodable proposal-part gossip");
+                        self.report(author, Offence::UndecodableGossip);
+                        let _ = reply.send(None);
+                        return Ok(());
+                    }
                     other => other,
                 };
                 let part = StreamMessage::new(stream_id, sequence, content);
@@ -984,6 +1251,9 @@ impl<A: Application> Driver<A> {
                     Ok(None) => None,
                     Err(e) => {
                         warn!(peer = %publisher, error = %e, "dropping proposal stream");
+                        if e.is_attributable() {
+                            self.report(publisher, Offence::MalformedStream);
+                        }
                         None
                     }
                 };
@@ -1007,10 +1277,20 @@ impl<A: Application> Driver<A> {
             AppMsg::Finalized {
                 certificate,
                 extensions: _,
-                evidence: _,
+                evidence,
                 reply,
             } => {
-                // Misbehaviour evidence is logged by the engine; acting on it is planned.
+                // Equivocation evidence: two signed proposals or votes for one round.
+                let equivocators: HashSet<Address> = evidence
+                    .proposals
+                    .iter()
+                    .map(|(address, _)| *address)
+                    .chain(evidence.votes.iter().map(|(address, _)| *address))
+                    .collect();
+                for address in &equivocators {
+                    warn!(height = %certificate.height, validator = %address, "validator equivocated");
+                    self.report_validator(address, Offence::Equivocation);
+                }
                 let height = certificate.height;
                 let from_sync = self.synced.contains(&certificate.value_id);
                 let next = if self.committed_height == Some(height) {
@@ -1273,7 +1553,12 @@ impl<A: Application> Driver<A> {
         &mut self,
         stream: CompleteStream,
     ) -> Result<Option<ProposedValue<SettleContext>>, DriverError> {
-        let CompleteStream { init, block, fin } = stream;
+        let CompleteStream {
+            publisher,
+            init,
+            block,
+            fin,
+        } = stream;
         let Some(set) = &self.validator_set else {
             return Ok(None);
         };
@@ -1287,14 +1572,18 @@ impl<A: Application> Driver<A> {
         // Cheap checks first: the header hash and the proposer's signature over it.
         // Only a block its proposer really sent is validated in full.
         let Some(hash) = self.app.block_hash(&block) else {
-            warn!(height = %init.height, round = %init.round, "proposed block does not decode");
+            // Unsigned as far as we can tell: the publisher sent it (an honest node
+            // restreams only blocks it judged valid).
+            warn!(height = %init.height, round = %init.round, peer = %publisher, "proposed block does not decode");
+            self.report(publisher, Offence::MalformedBlock);
             return Ok(None);
         };
         let id = BlockId::from_block_hash(hash);
         let digest =
             proposal_parts_digest(&self.chain_id, init.height, init.round, init.pol_round, &id);
         if !verify_digest(&proposer_key, &digest, &fin) {
-            warn!(height = %init.height, round = %init.round, "proposal stream signature is invalid");
+            warn!(height = %init.height, round = %init.round, peer = %publisher, "proposal stream signature is invalid");
+            self.report(publisher, Offence::BadProposalSignature);
             return Ok(None);
         }
         let validity = match self.app.validate_block(init.height, &block)? {
@@ -1306,12 +1595,15 @@ impl<A: Application> Driver<A> {
             }
             BlockVerdict::Invalid { reason, .. } => {
                 warn!(height = %init.height, round = %init.round, block = %hash, %reason,
-                      "proposed block is invalid; voting nil");
+                      proposer = %init.proposer, "proposed block is invalid; voting nil");
+                // The proposer signed it: the proposer is at fault, whoever relayed it.
+                self.report_validator(&init.proposer, Offence::InvalidBlock);
                 Validity::Invalid
             }
             BlockVerdict::Malformed { reason } => {
                 warn!(height = %init.height, round = %init.round, block = %hash, %reason,
-                      "proposed block does not decode in full; voting nil");
+                      proposer = %init.proposer, "proposed block does not decode in full; voting nil");
+                self.report_validator(&init.proposer, Offence::MalformedBlock);
                 Validity::Invalid
             }
         };
@@ -1363,7 +1655,9 @@ impl<A: Application> Driver<A> {
                 (BlockId::from_block_hash(hash), Validity::Invalid)
             }
             BlockVerdict::Malformed { reason } => {
+                // The engine knows the peer and penalises it in its sync scoring.
                 warn!(%height, %reason, "synced block does not decode");
+                self.guard.count_unattributed(Offence::MalformedSyncedBlock);
                 return SyncedValueOutcome::PeerFault;
             }
         };

@@ -29,6 +29,8 @@ pub const MAX_OPEN_STREAMS: usize = 64;
 /// A complete, well-formed proposal stream.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct CompleteStream {
+    /// The gossip publisher that sent it (authenticated by gossipsub's signature).
+    pub publisher: PeerId,
     pub init: ProposalInit,
     pub block: Vec<u8>,
     pub fin: Signature,
@@ -45,6 +47,14 @@ pub enum StreamError {
     Conflicting { sequence: u64 },
     #[error("stream is malformed: {0}")]
     Malformed(&'static str),
+}
+
+impl StreamError {
+    /// Whether the publisher is at fault. Every error is, except two versions of
+    /// one message: a proposer restarted in the middle of a stream may reuse its id.
+    pub fn is_attributable(&self) -> bool {
+        !matches!(self, StreamError::Conflicting { .. })
+    }
 }
 
 #[derive(Default)]
@@ -157,7 +167,7 @@ impl StreamBuffer {
             return Ok(None);
         }
         let parts = std::mem::take(&mut partial.parts);
-        assemble(parts.into_values()).map(Some)
+        assemble(key.0, parts.into_values()).map(Some)
     }
 
     fn evict_oldest(&mut self) {
@@ -173,7 +183,10 @@ impl StreamBuffer {
 }
 
 /// Checks the shape Init, Data*, Fin and joins the data.
-fn assemble(parts: impl Iterator<Item = ProposalPart>) -> Result<CompleteStream, StreamError> {
+fn assemble(
+    publisher: PeerId,
+    parts: impl Iterator<Item = ProposalPart>,
+) -> Result<CompleteStream, StreamError> {
     let mut init = None;
     let mut fin = None;
     let mut block = Vec::new();
@@ -203,6 +216,11 @@ fn assemble(parts: impl Iterator<Item = ProposalPart>) -> Result<CompleteStream,
             ProposalPart::Transactions(_) => {
                 return Err(StreamError::Malformed("transactions inside a block stream"));
             }
+            ProposalPart::Undecodable(_) => {
+                return Err(StreamError::Malformed(
+                    "undecodable part inside a block stream",
+                ));
+            }
         }
     }
     let (Some(init), Some(fin)) = (init, fin) else {
@@ -211,7 +229,12 @@ fn assemble(parts: impl Iterator<Item = ProposalPart>) -> Result<CompleteStream,
     if usize::try_from(init.block_len).ok() != Some(block.len()) {
         return Err(StreamError::Malformed("block length differs from Init"));
     }
-    Ok(CompleteStream { init, block, fin })
+    Ok(CompleteStream {
+        publisher,
+        init,
+        block,
+        fin,
+    })
 }
 
 /// Cuts a block into the parts of one stream (Init, Data chunks, Fin), without the

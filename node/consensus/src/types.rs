@@ -16,7 +16,7 @@ use crate::context::SettleContext;
 use crate::signing::Signature;
 
 /// Most validators a set may hold (mirrors settle-chain's `MAX_VALIDATORS`).
-pub const MAX_VALIDATORS: usize = 256;
+pub const MAX_VALIDATORS: usize = 128;
 /// Largest total voting power; keeps every quorum computation far from overflow.
 pub const MAX_TOTAL_VOTING_POWER: u64 = 1 << 60;
 
@@ -392,12 +392,27 @@ impl mct::Proposal<SettleContext> for Proposal {
 /// `Transactions` is not part of a block stream: Malachite's network has no channel
 /// for transactions, so they are gossiped as one-message streams on the same
 /// proposal-parts topic, reaching exactly the permitted peers consensus reaches.
+///
+/// `Undecodable` is never sent: the codec hands it to the driver in place of
+/// proposal-part gossip whose bytes do not decode, so that the publisher can be
+/// charged with it (`spec/consensus.md`, "Misbehaving peers"). Its Borsh tag (4) is
+/// reserved; a peer that sends it is treated as having sent undecodable bytes.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub enum ProposalPart {
     Init(ProposalInit),
     Data(ProposalData),
     Fin(ProposalFin),
     Transactions(TxBatch),
+    Undecodable(UndecodablePart),
+}
+
+/// Stands for proposal-part gossip that did not decode (see [`ProposalPart`]).
+#[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
+pub struct UndecodablePart {
+    /// Length of the bytes received.
+    pub len: u32,
+    /// Why they did not decode.
+    pub reason: String,
 }
 
 /// Most transactions in one gossiped batch.

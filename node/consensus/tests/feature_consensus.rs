@@ -8,6 +8,7 @@
 //! Everything else (signatures, networking, Tendermint, sync) is the real thing.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,8 +46,8 @@ struct Record {
 
 struct MemChain {
     validators: ValidatorSet,
-    /// Proposes blocks that do not extend the tip.
-    evil: bool,
+    /// Proposes blocks that do not extend the tip (while set).
+    evil: Arc<AtomicBool>,
     proposer_key: [u8; 32],
     record: Arc<Mutex<Record>>,
     blocks: Vec<(BlockHash, Bytes, Certificate)>,
@@ -57,7 +58,7 @@ impl MemChain {
         let record = Arc::new(Mutex::new(Record::default()));
         let chain = MemChain {
             validators,
-            evil: false,
+            evil: Arc::new(AtomicBool::new(false)),
             proposer_key,
             record: record.clone(),
             blocks: Vec::new(),
@@ -101,7 +102,7 @@ impl Application for MemChain {
     fn build_block(&mut self, height: Height) -> Result<ProposedBlock, AppError> {
         let mut bytes = Vec::with_capacity(BLOCK_LEN);
         bytes.extend_from_slice(&height.0.to_le_bytes());
-        if self.evil {
+        if self.evil.load(Ordering::Relaxed) {
             bytes.extend_from_slice(&[0xee; 32]);
         } else {
             bytes.extend_from_slice(&self.tip_hash().0);
@@ -192,6 +193,8 @@ fn loopback(port: u16) -> Multiaddr {
 struct TestNode {
     handle: NodeHandle,
     record: Arc<Mutex<Record>>,
+    /// Turns the node's malice on or off.
+    evil: Arc<AtomicBool>,
     _wal: tempfile::TempDir,
 }
 
@@ -230,9 +233,38 @@ async fn start_with(
     timing: Timing,
     evil: bool,
 ) -> TestNode {
+    start_full(
+        name,
+        node_key,
+        role,
+        validators,
+        port,
+        bootstrap,
+        permitted,
+        timing,
+        evil,
+        Duration::from_millis(settle_consensus::BAN_DURATION_MS),
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_full(
+    name: &str,
+    node_key: &PrivateKey,
+    role: NodeRole,
+    validators: &ValidatorSet,
+    port: u16,
+    bootstrap: Vec<Multiaddr>,
+    permitted: Option<Vec<[u8; 32]>>,
+    timing: Timing,
+    evil: bool,
+    ban_duration: Duration,
+) -> TestNode {
     let wal = tempfile::tempdir().expect("temp dir");
-    let (mut chain, record) = MemChain::new(validators.clone(), xonly(node_key));
-    chain.evil = evil;
+    let (chain, record) = MemChain::new(validators.clone(), xonly(node_key));
+    chain.evil.store(evil, Ordering::Relaxed);
+    let malice = Arc::clone(&chain.evil);
     let params = NodeParams {
         chain_id: CHAIN,
         moniker: name.to_string(),
@@ -245,11 +277,13 @@ async fn start_with(
         timing,
         wake: None,
         tx_sink: None,
+        ban_duration,
     };
     let handle = start_node(params, chain).await.expect("node starts");
     TestNode {
         handle,
         record,
+        evil: malice,
         _wal: wal,
     }
 }
@@ -568,6 +602,183 @@ async fn validators_vote_down_an_invalid_proposal() {
         chain.iter().any(|c| c.2.round > 0),
         "the faulty proposer's rounds were voted down and a later round decided"
     );
+    for node in nodes {
+        node.handle.shutdown().await;
+    }
+}
+
+/// Whether `node` is connected to the peer `peer_id`, and its misbehaviour score.
+async fn peer_score(node: &TestNode, peer_id: &str) -> Option<i64> {
+    let summary = node.handle.network_summary().await.expect("summary");
+    summary
+        .peers
+        .iter()
+        .find(|p| p.peer_id == peer_id)
+        .map(|p| p.misbehaviour_score)
+}
+
+async fn wait_for<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_proposer_is_banned_for_a_while_and_then_readmitted() {
+    init_logs();
+    let keys: Vec<PrivateKey> = (51..=54).map(key).collect();
+    let validators = ValidatorSet::new(keys.iter().map(|k| (xonly(k), 1))).expect("set");
+    let permitted: Vec<[u8; 32]> = keys.iter().map(xonly).collect();
+    let ports: Vec<u16> = (0..keys.len()).map(|_| free_port()).collect();
+    let addrs: Vec<Multiaddr> = keys
+        .iter()
+        .zip(&ports)
+        .map(|(k, p)| peer_multiaddr(&loopback(*p), &xonly(k)).expect("addr"))
+        .collect();
+    let ban = Duration::from_secs(3);
+    let mut nodes = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let others = addrs
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, a)| a.clone())
+            .collect();
+        nodes.push(
+            start_full(
+                &format!("b{i}"),
+                k,
+                NodeRole::Validator,
+                &validators,
+                ports[i],
+                others,
+                Some(permitted.clone()),
+                Timing::fast_for_tests(),
+                i == 0,
+                ban,
+            )
+            .await,
+        );
+    }
+    let evil_id = nodes[0].handle.peer_id().to_string();
+
+    // Its first invalid proposal gets it disconnected by every honest validator.
+    for node in &nodes[1..] {
+        wait_for("the invalid proposer to be banned", || async {
+            node.handle.misbehaviour_counts().bans >= 1
+                && peer_score(node, &evil_id).await.is_none()
+        })
+        .await;
+        let counts = node.handle.misbehaviour_counts();
+        assert!(counts.offences[&settle_consensus::Offence::InvalidBlock] >= 1);
+    }
+    nodes[0].evil.store(false, Ordering::Relaxed);
+
+    // An operator of node 1 removes it during the ban: that outlasts the ban. The
+    // address is still listed as a persistent peer of node 2, held by the ban.
+    let listed = nodes[2]
+        .handle
+        .network_summary()
+        .await
+        .expect("summary")
+        .persistent_peers;
+    assert!(
+        listed.contains(&addrs[0].to_string()),
+        "a banned peer stays a persistent peer: {listed:?}"
+    );
+    nodes[1]
+        .handle
+        .remove_peer(addrs[0].clone())
+        .await
+        .expect("removing a banned peer");
+
+    // The ban ends: nodes 2 and 3 re-admit it and show its score; node 1 does not.
+    for node in &nodes[2..] {
+        wait_for("the banned peer to be re-admitted", || async {
+            peer_score(node, &evil_id)
+                .await
+                .is_some_and(|s| s <= -1_000)
+        })
+        .await;
+    }
+    let summary = nodes[1].handle.network_summary().await.expect("summary");
+    assert!(summary.peers.iter().all(|p| p.peer_id != evil_id));
+    assert!(!summary.persistent_peers.contains(&addrs[0].to_string()));
+
+    // Now honest again, it follows the chain and the others keep deciding.
+    let target = height_of(&nodes[1]) + 3;
+    for node in &nodes {
+        node.handle
+            .wait_for_height(Height(target), WAIT)
+            .await
+            .expect("everyone reaches the target height");
+    }
+    for node in nodes {
+        node.handle.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_holding_a_validator_key_follows_without_signing() {
+    init_logs();
+    let keys: Vec<PrivateKey> = (61..=64).map(key).collect();
+    let validators = ValidatorSet::new(keys.iter().map(|k| (xonly(k), 1))).expect("set");
+    let permitted: Vec<[u8; 32]> = keys.iter().map(xonly).collect();
+    let ports: Vec<u16> = (0..keys.len()).map(|_| free_port()).collect();
+    let addrs: Vec<Multiaddr> = keys
+        .iter()
+        .zip(&ports)
+        .map(|(k, p)| peer_multiaddr(&loopback(*p), &xonly(k)).expect("addr"))
+        .collect();
+    let mut nodes = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let others = addrs
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, a)| a.clone())
+            .collect();
+        // The last validator runs with producing turned off.
+        let role = if i == 3 {
+            NodeRole::Follower
+        } else {
+            NodeRole::Validator
+        };
+        nodes.push(
+            start(
+                &format!("f{i}"),
+                k,
+                role,
+                &validators,
+                ports[i],
+                others,
+                Some(permitted.clone()),
+            )
+            .await,
+        );
+    }
+    for node in &nodes {
+        node.handle
+            .wait_for_height(Height(4), WAIT)
+            .await
+            .expect("three validators decide and the follower follows");
+    }
+    let chain = assert_clean_chain(&nodes[0], 4);
+    let silent = xonly(&keys[3]);
+    for (_, _, cert, proposer) in &chain {
+        assert!(
+            cert.signatures.iter().all(|s| s.validator != silent),
+            "the follower never signs"
+        );
+        assert_ne!(*proposer, silent, "the follower never proposes");
+    }
+    assert_clean_chain(&nodes[3], 4);
     for node in nodes {
         node.handle.shutdown().await;
     }

@@ -118,15 +118,12 @@ fn consensus_certificate(cert: &CommitCertificate) -> Certificate {
     }
 }
 
-/// The consensus form of the chain spec's validator set.
-pub fn consensus_validator_set(spec: &settle_chain::ChainSpec) -> Result<ValidatorSet, AppError> {
-    ValidatorSet::new(
-        spec.validators
-            .validators()
-            .iter()
-            .map(|v| (v.key, v.power)),
-    )
-    .map_err(|e| AppError(format!("the chain spec's validator set: {e}")))
+/// The consensus form of a chain validator set.
+pub fn consensus_validator_set(
+    validators: &settle_chain::ValidatorSet,
+) -> Result<ValidatorSet, AppError> {
+    ValidatorSet::new(validators.validators().iter().map(|v| (v.key, v.power)))
+        .map_err(|e| AppError(format!("the validator set: {e}")))
 }
 
 fn app_err(e: impl std::fmt::Display) -> AppError {
@@ -137,7 +134,6 @@ fn app_err(e: impl std::fmt::Display) -> AppError {
 #[derive(Debug)]
 pub struct ChainApp {
     node: Arc<Node>,
-    validators: ValidatorSet,
     /// This node's validator key, the `proposer` of the blocks it builds.
     proposer: Option<[u8; 32]>,
     /// Blocks built or validated on the current tip, with their effects, so the
@@ -147,10 +143,8 @@ pub struct ChainApp {
 
 impl ChainApp {
     pub fn new(node: Arc<Node>, proposer: Option<[u8; 32]>) -> Result<Self, AppError> {
-        let validators = consensus_validator_set(&node.spec)?;
         Ok(ChainApp {
             node,
-            validators,
             proposer,
             checked: HashMap::new(),
         })
@@ -192,10 +186,10 @@ impl Application for ChainApp {
         Ok(Height(1))
     }
 
-    fn validator_set(&self, _height: Height) -> Result<ValidatorSet, AppError> {
-        // The set is the chain spec's at every height until validator-set changes by
-        // transaction exist (spec/consensus.md, section 8).
-        Ok(self.validators.clone())
+    fn validator_set(&self, height: Height) -> Result<ValidatorSet, AppError> {
+        // The chain decides: the genesis set until a membership change takes effect.
+        let membership = self.node.membership_for(height.0).map_err(app_err)?;
+        consensus_validator_set(&membership.validators)
     }
 
     fn build_block(&mut self, height: Height) -> Result<ProposedBlock, AppError> {
@@ -290,12 +284,13 @@ impl Application for ChainApp {
         // The engine checked the quorum; checking again against the chain's own rule
         // costs one signature per validator and keeps a bad certificate out of the
         // database whatever the engine did.
+        let membership = self.node.membership_for(height.0).map_err(app_err)?;
         block
             .certificate
             .verify_for(
                 height.0,
                 &block_hash,
-                &self.node.spec.validators,
+                &membership.validators,
                 &self.node.chain_id,
             )
             .map_err(|e| AppError(format!("the certificate of block {block_hash}: {e}")))?;

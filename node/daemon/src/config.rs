@@ -41,14 +41,18 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# settled configuration. Command-line f
 # even with no transactions.
 # empty_blocks = false
 # empty_block_interval_ms = 1000
+# Most transactions this node puts in a block it proposes (the chain's limit caps it
+# too). Every validator must check a proposal before the propose timeout: a block too
+# big to check in time fails its round, and the next, larger one fails too.
+# max_block_txs = 5000
 
 [p2p]
 # Address to listen on (with p2p_port).
 # bind = "127.0.0.1"
 # Peers to dial at start and redial with backoff: multiaddrs ending in /p2p/<peer id>.
 # bootstrap = []
-# Node keys (x-only, hex) allowed to connect besides the chain's validators.
-# permitted = []
+# (Which nodes may connect is the chain's rule, not a node's: the chain spec's
+# validators and [[permitted]] nodes, changed by membership transactions.)
 
 [consensus]
 # Tendermint round timeouts; each later round adds the delta.
@@ -111,6 +115,8 @@ pub struct ProducerConfig {
     pub batch_delay_ms: u64,
     pub empty_blocks: bool,
     pub empty_block_interval_ms: u64,
+    /// Most transactions in a block this node proposes (below the chain's limit).
+    pub max_block_txs: usize,
 }
 
 impl Default for ProducerConfig {
@@ -120,6 +126,7 @@ impl Default for ProducerConfig {
             batch_delay_ms: 50,
             empty_blocks: false,
             empty_block_interval_ms: 1_000,
+            max_block_txs: 5_000,
         }
     }
 }
@@ -130,7 +137,9 @@ pub struct P2pConfig {
     pub bind: IpAddr,
     /// Multiaddrs ending in `/p2p/<peer id>`.
     pub bootstrap: Vec<String>,
-    /// X-only node keys (hex) permitted besides the validators.
+    /// Refused when not empty: kept only to explain that the permitted set moved to
+    /// the chain (a node alone may not extend it, MEMB_001).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub permitted: Vec<String>,
 }
 
@@ -264,6 +273,9 @@ impl Config {
         if self.producer.batch_delay_ms > 60_000 {
             return Err(invalid("producer.batch_delay_ms", "must be at most 60000"));
         }
+        if self.producer.max_block_txs == 0 {
+            return Err(invalid("producer.max_block_txs", "must be at least 1"));
+        }
         if self.producer.empty_block_interval_ms < 10 {
             return Err(invalid(
                 "producer.empty_block_interval_ms",
@@ -273,8 +285,13 @@ impl Config {
         if self.p2p.bootstrap.len() > MAX_CONFIGURED_PEERS {
             return Err(invalid("p2p.bootstrap", "lists more than 256 peers"));
         }
-        if self.p2p.permitted.len() > MAX_CONFIGURED_PEERS {
-            return Err(invalid("p2p.permitted", "lists more than 256 keys"));
+        if !self.p2p.permitted.is_empty() {
+            return Err(invalid(
+                "p2p.permitted",
+                "is no longer read: which nodes may connect is the chain's rule (the chain \
+                 spec's validators and [[permitted]] nodes, changed by membership \
+                 transactions; see `settled membership`)",
+            ));
         }
         for addr in &self.p2p.bootstrap {
             let parsed: Result<settle_consensus::Multiaddr, _> = addr.parse();
@@ -286,14 +303,6 @@ impl Config {
                 return Err(invalid(
                     "p2p.bootstrap",
                     &format!("{addr:?} is not a multiaddr ending in /p2p/<peer id>"),
-                ));
-            }
-        }
-        for key in &self.p2p.permitted {
-            if parse_xonly(key).is_none() {
-                return Err(invalid(
-                    "p2p.permitted",
-                    &format!("{key:?} is not an x-only public key (64 hex characters)"),
                 ));
             }
         }
@@ -361,15 +370,6 @@ impl Config {
             sync_request_timeout: ms(c.sync_request_timeout_ms),
         }
     }
-
-    /// The keys in `p2p.permitted` (checked by [`Config::check`]).
-    pub fn permitted_keys(&self) -> Vec<[u8; 32]> {
-        self.p2p
-            .permitted
-            .iter()
-            .filter_map(|k| parse_xonly(k))
-            .collect()
-    }
 }
 
 /// An x-only public key from 64 hex characters.
@@ -396,5 +396,9 @@ mod tests {
         assert!(err.to_string().contains("rpc_prot"), "{err}");
         let err = Config::parse("[mempool]\nmax_count = 0\n", "x.toml").expect_err("zero");
         assert!(err.to_string().contains("mempool.max_count"), "{err}");
+        let err = Config::parse("[producer]\nmax_block_txs = 0\n", "x.toml").expect_err("zero");
+        assert!(err.to_string().contains("producer.max_block_txs"), "{err}");
+        let c = Config::parse("[producer]\nmax_block_txs = 2000\n", "x.toml").expect("valid");
+        assert_eq!(c.producer.max_block_txs, 2_000);
     }
 }

@@ -300,6 +300,12 @@ pub enum StartError {
         port: u16,
         source: std::io::Error,
     },
+    #[error("cannot listen for p2p on {addr}: {source} (is another node using --p2p-port {port}?)")]
+    P2pBind {
+        addr: SocketAddr,
+        port: u16,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     DataDir(#[from] crate::datadir::DataDirError),
     #[error(transparent)]
@@ -333,8 +339,24 @@ pub async fn serve(
         ))
     );
     let tx_arrived = Arc::clone(&node.tx_arrived);
+    // The engine only logs a failed listen and would run deaf: a node nobody can dial
+    // is worse than a node that refuses to start, so try the port first. (The port can
+    // still be taken between this check and the engine's bind; that window is short.)
+    let p2p_addr = SocketAddr::new(node.config.p2p.bind, node.config.p2p_port);
+    drop(
+        std::net::TcpListener::bind(p2p_addr).map_err(|source| StartError::P2pBind {
+            addr: p2p_addr,
+            port: p2p_addr.port(),
+            source,
+        })?,
+    );
     let consensus = Arc::new(crate::p2p::start_consensus(&node, datadir, &shutdown).await?);
     let _ = node.consensus.set(Arc::clone(&consensus));
+    // Transactions saved at the last clean stop go back in now that they can be gossiped.
+    let saved = datadir.root().join(crate::mempool_file::MEMPOOL_FILE);
+    let restoring = Arc::clone(&node);
+    let _ =
+        tokio::task::spawn_blocking(move || crate::mempool_file::load(&restoring, &saved)).await;
     let state = AppState {
         node: Arc::clone(&node),
         expected_auth: expected_auth.into(),
@@ -350,6 +372,11 @@ pub async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(wait_for_signal(shutdown.clone()));
     tasks.spawn(maintenance_loop(Arc::clone(&node), shutdown.clone()));
+    tasks.spawn(crate::membership::follow(
+        Arc::clone(&node),
+        Arc::clone(&consensus),
+        shutdown.clone(),
+    ));
     tracing::info!(rpc = %local, p2p_port = node.config.p2p_port, "settled is ready");
     let sd = shutdown.clone();
     let served = axum::serve(listener, app)

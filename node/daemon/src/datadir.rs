@@ -273,7 +273,7 @@ pub struct Testnet {
 /// every node (validators first, then `full_nodes` followers) a data directory
 /// `<dir>/node<i>` with the chain spec, its key and a `settled.toml` on loopback
 /// ports `base_port + 2i` (RPC) and `base_port + 2i + 1` (p2p) that bootstraps from
-/// every other node and permits the full nodes' keys. The cash and security issuer
+/// every other node. The chain spec permits the full nodes' keys. The cash and security issuer
 /// keys go to `<dir>/keys`. `extra_config` is appended to every `settled.toml`.
 pub fn init_testnet(
     dir: &Path,
@@ -351,12 +351,15 @@ pub fn init_testnet(
     spec.name = "settle-testnet".into();
     spec.network = settle_chain::Network::Test;
     spec.validators = settle_chain::ValidatorSet::new(members).map_err(|e| bad(e.to_string()))?;
-    let spec_text = spec.to_toml_string().map_err(|e| bad(e.to_string()))?;
-    let full_node_keys: Vec<String> = nodes
+    spec.permitted = nodes
         .iter()
         .filter(|n| !n.validator)
-        .map(|n| format!("\"{}\"", hex::encode(n.key.serialize())))
+        .map(|n| settle_chain::PermittedNode {
+            name: format!("full-node-{}", &n.name[4..]),
+            key: n.key.serialize(),
+        })
         .collect();
+    let spec_text = spec.to_toml_string().map_err(|e| bad(e.to_string()))?;
     for (node, key) in nodes.iter().zip(&node_keys) {
         let data = DataDir::new(&node.dir);
         create_keys_dir(&data.keys())?;
@@ -377,13 +380,11 @@ pub fn init_testnet(
              p2p_port = {p2p}\n\n\
              [p2p]\n\
              bootstrap = [{bootstrap}]\n\
-             permitted = [{permitted}]\n\
              {extra}\n",
             name = node.name,
             rpc = node.rpc_port,
             p2p = node.p2p_port,
             bootstrap = bootstrap.join(", "),
-            permitted = full_node_keys.join(", "),
             extra = extra_config,
         );
         write_atomic(&data.config(), config.as_bytes(), 0o644)?;

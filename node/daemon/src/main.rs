@@ -7,6 +7,8 @@
 //! settled verify --datadir D         check the database against its blocks
 //! settled testnet --validators 4 --full-nodes 1 --dir D
 //!                                    write a local loopback network's spec, keys, configs
+//! settled membership propose|sign|show|submit --datadir D
+//!                                    change validators or permitted nodes by transaction
 //! ```
 
 use std::path::PathBuf;
@@ -17,6 +19,8 @@ use clap::{Args, Parser, Subcommand};
 use settle_node::config::Config;
 use settle_node::daemon::{Shutdown, serve};
 use settle_node::datadir::{self, DataDir};
+use settle_node::membership_cli::{self, MembershipCommand};
+use settle_node::mempool_file;
 use settle_node::node::{Node, now_ms};
 use settle_node::store::{ChainStore, StoreOptions};
 use settle_node::verify::verify_chain;
@@ -56,6 +60,10 @@ enum Command {
     Verify,
     /// Write the chain spec, keys and configurations of a local network on loopback.
     Testnet(TestnetArgs),
+    /// Change the validator set or the permitted nodes by a transaction the validators
+    /// sign (propose, sign, show, submit).
+    #[command(subcommand)]
+    Membership(MembershipCommand),
 }
 
 #[derive(Args, Debug)]
@@ -83,16 +91,45 @@ fn default_datadir(dev: bool) -> PathBuf {
     if dev { base.join("dev") } else { base }
 }
 
+/// Logs to stderr. When stderr is a terminal, catching up shows a progress bar, and
+/// every log line is written with the bar lifted ([`BarSafeStderr`]) so neither
+/// tears the other; otherwise the plain log lines are all there is.
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
         .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(terminal);
+    if terminal {
+        let bars = indicatif::MultiProgress::new();
+        settle_consensus::node::enable_sync_progress_bar(bars.clone());
+        builder
+            .with_writer(move || BarSafeStderr(bars.clone()))
+            .init();
+    } else {
+        builder.with_writer(std::io::stderr).init();
+    }
+}
+
+/// Stderr with the progress bars hidden while a log line is written. The formatter
+/// hands over each event in one `write_all`, so a line is never split by a redraw.
+struct BarSafeStderr(indicatif::MultiProgress);
+
+impl std::io::Write for BarSafeStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.suspend(|| std::io::stderr().write(buf))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.suspend(|| std::io::stderr().write_all(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 type Fallible = Result<(), Box<dyn std::error::Error>>;
@@ -199,13 +236,13 @@ fn run(common: &Common, dir: &DataDir) -> Fallible {
             .get(&key.x_only_public_key().0.serialize())
             .is_none()
         {
-            tracing::warn!(
-                "keys/validator.key is not a validator of this chain; following the chain only"
+            // A membership change may add it later; until then the node only follows.
+            tracing::info!(
+                "keys/validator.key is not in the genesis validator set; this node signs \
+                 only at heights where a membership change made it a validator"
             );
-            None
-        } else {
-            Some(key)
         }
+        Some(key)
     } else {
         None
     };
@@ -227,6 +264,16 @@ fn run(common: &Common, dir: &DataDir) -> Fallible {
     let shutdown = Shutdown::new();
     let served = runtime.block_on(serve(Arc::clone(&node), dir, shutdown));
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    // Only a mempool that holds something is written: after a start that failed before
+    // the saved one was read back, that file must survive.
+    if !node.mempool().is_empty() {
+        match mempool_file::save(&node, &dir.root().join(mempool_file::MEMPOOL_FILE)) {
+            Ok(count) => tracing::info!(count, "mempool saved for the next start"),
+            Err(e) => {
+                tracing::error!(error = %e, "saving the mempool failed; its transactions must be sent again")
+            }
+        }
+    }
     if let Err(e) = node.store.flush() {
         tracing::error!(error = %e, "flushing the database at shutdown failed (no connected block is lost)");
     }
@@ -269,6 +316,9 @@ fn main() -> ExitCode {
         Some(Command::Init) => init(&cli.common, &dir).map(|()| true),
         Some(Command::Verify) => verify(&dir),
         Some(Command::Testnet(ref args)) => testnet(args).map(|()| true),
+        Some(Command::Membership(ref command)) => load_config(&cli.common, &dir)
+            .and_then(|config| membership_cli::run(command, &dir, config.rpc_port))
+            .map(|()| true),
         Some(Command::Run) | None => run(&cli.common, &dir).map(|()| true),
     };
     match result {

@@ -127,6 +127,9 @@ impl<V: ChainView> ChainView for MempoolView<'_, V> {
     fn utxo_muhash(&self) -> MuHash3072 {
         self.base.utxo_muhash()
     }
+    fn membership(&self) -> Option<settle_chain::MembershipState> {
+        self.base.membership()
+    }
 }
 
 /// The outcome of a successful [`Mempool::accept`].
@@ -552,6 +555,7 @@ mod tests {
                 })
                 .collect(),
             assets: Vec::new(),
+            membership: None,
         })
     }
 

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Most distinct (class, code) label pairs kept: codes come from a fixed list, so this
 /// only guards against a bug turning free text into labels.
@@ -19,6 +19,8 @@ pub struct Metrics {
     rejected: Mutex<BTreeMap<(String, String), u64>>,
     /// Removal reason -> count of transactions that left the mempool unconfirmed.
     removed: Mutex<BTreeMap<&'static str, u64>>,
+    /// The consensus node's misbehaviour records, once consensus runs.
+    peers: OnceLock<Arc<settle_consensus::PeerGuard>>,
 }
 
 /// Gauges read at scrape time.
@@ -52,6 +54,11 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .sum()
+    }
+
+    /// Where the peer misbehaviour counters are read from.
+    pub fn set_peer_guard(&self, guard: Arc<settle_consensus::PeerGuard>) {
+        let _ = self.peers.set(guard);
     }
 
     pub fn removed(&self, reason: &'static str) {
@@ -157,6 +164,36 @@ impl Metrics {
                 "settle_mempool_removed_total{{reason=\"{reason}\"}} {n}"
             );
         }
+        let peers = self.peers.get().map(|g| g.counts()).unwrap_or_default();
+        out.push_str(
+            "# HELP settle_peer_misbehaviour_total Offences by peers (invalid data they sent), by offence.\n\
+             # TYPE settle_peer_misbehaviour_total counter\n",
+        );
+        for offence in settle_consensus::Offence::ALL {
+            let n = peers.offences.get(&offence).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "settle_peer_misbehaviour_total{{offence=\"{offence}\"}} {n}"
+            );
+        }
+        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "settle_peer_bans_total",
+            "counter",
+            "Peers disconnected and banned for misbehaviour since the node started.",
+            peers.bans,
+        );
+        metric(
+            "settle_peers_banned",
+            "gauge",
+            "Peers banned right now.",
+            peers.banned_now,
+        );
         out
     }
 }
@@ -189,5 +226,11 @@ mod tests {
             ),
             "{text}"
         );
+        // Before consensus runs, the peer families are there with zeros.
+        assert!(
+            text.contains("settle_peer_misbehaviour_total{offence=\"invalid_transaction\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("\nsettle_peer_bans_total 0\n"), "{text}");
     }
 }

@@ -10,8 +10,8 @@ use secp256k1::Keypair;
 use settle_assets::hash::{ChainId, Txid};
 use settle_assets::transaction::Transaction;
 use settle_chain::{
-    Block, BlockEffects, BuiltBlock, ChainSpec, ChainView, RejectClass, Rejection, SkippedTx,
-    TxContext, build_block, validate_transaction,
+    Block, BlockEffects, BuiltBlock, ChainSpec, ChainView, Membership, MembershipState,
+    RejectClass, Rejection, SkippedTx, TxContext, build_block, validate_transaction,
 };
 
 use tokio::sync::{Notify, mpsc};
@@ -66,6 +66,9 @@ pub struct Node {
     relay: OnceLock<mpsc::Sender<Arc<Transaction>>>,
     /// The running consensus node, once started.
     pub consensus: OnceLock<Arc<settle_consensus::NodeHandle>>,
+    /// The membership that decides the block after the tip. The network layer watches
+    /// it to admit and drop peers when a membership change takes effect.
+    membership: tokio::sync::watch::Sender<Membership>,
 }
 
 impl Node {
@@ -89,7 +92,14 @@ impl Node {
             },
         )?;
         store.init_genesis(&genesis, spec_toml)?;
+        let tip = store.require_tip()?;
+        let next = tip.height + 1;
+        let in_force = tip.membership.as_ref().map_or_else(
+            || spec.genesis_membership(),
+            |m| m.in_force_at(next).clone(),
+        );
         Ok(Node {
+            membership: tokio::sync::watch::Sender::new(in_force),
             store,
             chain_id: genesis.chain_id,
             mempool: Mutex::new(Mempool::new(config.mempool.clone())),
@@ -109,9 +119,33 @@ impl Node {
         self.mempool.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// This node's validator key pair, if it holds one of the chain's validators.
+    /// This node's validator key pair (`keys/validator.key`), if it holds one. It signs
+    /// only at heights where the key is in the validator set in force.
     pub fn validator(&self) -> Option<&Keypair> {
         self.validator.as_ref()
+    }
+
+    /// The membership state after the block at `height` (the spec's genesis one until
+    /// a block changes it).
+    pub fn membership_after(&self, height: u64) -> Result<MembershipState, StoreError> {
+        Ok(self
+            .store
+            .membership_after(height)?
+            .unwrap_or_else(|| MembershipState::settled(self.spec.genesis_membership())))
+    }
+
+    /// The membership that decides the block at `height`: the validator set whose
+    /// certificate it needs, and the nodes that may connect meanwhile.
+    pub fn membership_for(&self, height: u64) -> Result<Membership, StoreError> {
+        Ok(self
+            .membership_after(height.saturating_sub(1))?
+            .in_force_at(height)
+            .clone())
+    }
+
+    /// Follows the membership in force for the next block as blocks connect.
+    pub fn watch_membership(&self) -> tokio::sync::watch::Receiver<Membership> {
+        self.membership.subscribe()
     }
 
     pub fn tip(&self) -> Result<Tip, StoreError> {
@@ -235,7 +269,10 @@ impl Node {
     /// consensus decides it.
     pub fn build_next_block(&self, proposer: [u8; 32]) -> Result<BuiltBlock, ProduceError> {
         let tip = self.tip()?;
-        let max_txs = self.spec.limits.max_block_txs as usize;
+        // The chain's limit, or this producer's own, lower one: a proposal must be
+        // checked by every validator within the propose timeout, or its round fails.
+        let max_txs =
+            (self.spec.limits.max_block_txs as usize).min(self.config.producer.max_block_txs);
         let candidates: Vec<Transaction> = self
             .mempool()
             .candidates(max_txs)
@@ -291,6 +328,35 @@ impl Node {
         Metrics::inc(&self.metrics.blocks_connected, 1);
         Metrics::inc(&self.metrics.txs_confirmed, block.transactions.len() as u64);
         drop(mempool);
+        if let Some(pending) = effects.membership.as_ref().and_then(|m| m.pending.as_ref())
+            && block
+                .transactions
+                .iter()
+                .any(|tx| tx.txid() == pending.txid)
+        {
+            tracing::info!(
+                txid = %pending.txid,
+                activation_height = pending.activation_height,
+                validators = pending.membership.validators.len(),
+                permitted = pending.membership.permitted.len(),
+                "membership change confirmed"
+            );
+        }
+        let next = block.header.height + 1;
+        let in_force = self.membership_for(next)?;
+        self.membership.send_if_modified(|current| {
+            if *current == in_force {
+                return false;
+            }
+            tracing::info!(
+                height = next,
+                validators = in_force.validators.len(),
+                permitted = in_force.permitted.len(),
+                "a membership change takes effect"
+            );
+            *current = in_force;
+            true
+        });
         for (txid, why) in &removed {
             tracing::info!(%txid, reason = why.as_str(), "removed from the mempool");
         }

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use settle_assets::transaction::Transaction;
+use settle_chain::reject::{RejectClass, Rejection};
 use settle_consensus::{
-    GossipedTxs, Multiaddr, NodeError, NodeHandle, NodeParams, NodeRole, PrivateKey, start_node,
+    BAN_DURATION_MS, GossipedTxs, Multiaddr, NodeError, NodeHandle, NodeParams, NodeRole, Offence,
+    PrivateKey, start_node,
 };
 use tokio::sync::mpsc;
 
@@ -72,19 +74,17 @@ pub async fn start_consensus(
                 .map_err(|e| P2pError::Config(format!("bootstrap peer {addr:?}: {e}")))?,
         );
     }
-    // The permitted set: every validator of the chain, plus the configured nodes.
-    let mut permitted: Vec<[u8; 32]> = node
-        .spec
-        .validators
-        .validators()
-        .iter()
-        .map(|v| v.key)
-        .collect();
-    for key in config.permitted_keys() {
-        if !permitted.contains(&key) {
-            permitted.push(key);
-        }
-    }
+    // The permitted set is the chain's: the validators and permitted nodes in force
+    // for the next block. `crate::membership::follow` keeps it current afterwards.
+    let next = node
+        .tip()
+        .map_err(|e| P2pError::Config(e.to_string()))?
+        .height
+        + 1;
+    let permitted = node
+        .membership_for(next)
+        .map_err(|e| P2pError::Config(e.to_string()))?
+        .node_keys();
     let wal_dir = dir.root().join("consensus");
     std::fs::create_dir_all(&wal_dir).map_err(|source| {
         P2pError::DataDir(crate::datadir::DataDirError::Io {
@@ -109,6 +109,7 @@ pub async fn start_consensus(
         timing: config.timing(),
         wake: Some(Arc::clone(&node.tx_arrived)),
         tx_sink: Some(intake_tx),
+        ban_duration: Duration::from_millis(BAN_DURATION_MS),
     };
     let app = ChainApp::new(Arc::clone(node), proposer)?;
     let handle = start_node(params, app).await?;
@@ -118,6 +119,7 @@ pub async fn start_consensus(
         p2p_port = config.p2p_port,
         "consensus started"
     );
+    node.metrics.set_peer_guard(handle.peer_guard());
     let (relay_tx, relay_rx) = mpsc::channel(RELAY_QUEUE_TXS);
     node.set_relay(relay_tx);
     tokio::spawn(intake_loop(Arc::clone(node), intake_rx, shutdown.clone()));
@@ -170,33 +172,105 @@ async fn intake_loop(node: Arc<Node>, mut rx: mpsc::Receiver<GossipedTxs>, shutd
     }
 }
 
+/// Consensus rejections that depend on the chain at the moment the transaction
+/// arrives, so that an honest peer may have relayed the transaction while it was
+/// still valid: it expired on the way, a block made its new asset a duplicate or its
+/// reissuance overflow the supply, or a membership change's activation height came
+/// while it travelled.
+pub const EXCUSED_CONSENSUS_CODES: &[&str] = &[
+    "expired",
+    "duplicate-asset",
+    "supply-overflow",
+    "membership-activation",
+];
+
+/// Whether the author of a gossiped transaction refused with `rejection` is at fault
+/// (`spec/consensus.md`, section 9a): only consensus rules that the transaction
+/// breaks whatever the timing. Missing inputs, conflicts, premature and policy
+/// refusals are normal under gossip races and local limits.
+pub fn punishable(rejection: &Rejection) -> bool {
+    rejection.class == RejectClass::Consensus && !EXCUSED_CONSENSUS_CODES.contains(&rejection.code)
+}
+
 fn accept_gossiped(node: &Node, batch: GossipedTxs) {
+    let author = settle_consensus::node::gossip_author(batch.from, batch.origin);
     let mut malformed = 0usize;
+    let mut invalid = 0usize;
     for bytes in batch.txs {
         let tx: Transaction = match settle_assets::deserialize(&bytes) {
             Ok(tx) => tx,
             Err(e) => {
                 malformed += 1;
-                tracing::debug!(peer = %batch.from, error = %e, "undecodable gossiped transaction");
+                tracing::debug!(peer = %author, error = %e, "undecodable gossiped transaction");
                 continue;
             }
         };
         match node.submit_gossiped(tx) {
             Ok(Accepted::New(txid)) => {
-                tracing::debug!(%txid, peer = %batch.from, "gossiped transaction accepted")
+                tracing::debug!(%txid, peer = %author, "gossiped transaction accepted")
             }
             Ok(Accepted::AlreadyKnown(_)) | Err(SubmitError::AlreadyInChain(_)) => {}
             Err(SubmitError::Rejected(r)) => {
                 // Conflicts and premature transactions are normal under gossip;
-                // consensus-invalid ones mean the sender relays bad data.
-                tracing::debug!(peer = %batch.from, class = %r.rejection.class, reason = %r.rejection, "gossiped transaction rejected");
+                // consensus-invalid ones mean the author sends bad data.
+                tracing::debug!(peer = %author, class = %r.rejection.class, reason = %r.rejection, "gossiped transaction rejected");
+                if punishable(&r.rejection) {
+                    invalid += 1;
+                }
             }
             Err(SubmitError::Store(e)) => {
                 tracing::error!(error = %e, "storage error while accepting a gossiped transaction");
             }
         }
     }
-    if malformed > 0 {
-        tracing::warn!(peer = %batch.from, count = malformed, "peer gossiped undecodable transactions");
+    if malformed + invalid > 0 {
+        tracing::warn!(peer = %author, undecodable = malformed, invalid, "peer gossiped invalid transactions");
+        if let Some(handle) = node.consensus.get() {
+            // One report per batch: the first offence bans, the rest add nothing.
+            handle.report_misbehaviour(author, Offence::InvalidTransaction);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_consensus_rejections_that_no_race_explains_are_punished() {
+        assert!(punishable(&Rejection::consensus(
+            "script-failed",
+            "bad signature"
+        )));
+        assert!(punishable(&Rejection::consensus("unbalanced", "inflation")));
+        assert!(!punishable(&Rejection::consensus(
+            "expired",
+            "expired at 9"
+        )));
+        assert!(!punishable(&Rejection::consensus("duplicate-asset", "")));
+        assert!(punishable(&Rejection::consensus("unauthorised-issuer", "")));
+        assert!(!punishable(&Rejection::missing_inputs(
+            "missing-inputs",
+            ""
+        )));
+        assert!(!punishable(&Rejection::conflict("double-spend", "")));
+        assert!(!punishable(&Rejection::premature("non-final", "")));
+        assert!(!punishable(&Rejection::policy("block-full", "")));
+        // Every consensus-class code but the excused ones is punished, and every
+        // excused code is a consensus code that exists.
+        for (code, class) in settle_chain::reject::CODES {
+            let r = Rejection::new(*class, code, "");
+            assert_eq!(
+                punishable(&r),
+                *class == RejectClass::Consensus && !EXCUSED_CONSENSUS_CODES.contains(code),
+                "{code}"
+            );
+        }
+        for code in EXCUSED_CONSENSUS_CODES {
+            assert!(
+                settle_chain::reject::CODES.contains(&(*code, RejectClass::Consensus)),
+                "{code}"
+            );
+        }
     }
 }

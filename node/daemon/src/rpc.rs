@@ -59,6 +59,7 @@ pub const METHODS: &[&str] = &[
     "addpeer",
     "removepeer",
     "getconsensusinfo",
+    "getmembership",
     // Securities lending (`rpc_lending`).
     "listpositions",
     "getposition",
@@ -413,6 +414,8 @@ fn peer_json(p: &settle_consensus::PeerSummary) -> Value {
         "direction": p.direction,
         "persistent": p.persistent,
         "score": p.score,
+        "misbehaviour_score": p.misbehaviour_score,
+        "offences": p.offences,
     })
 }
 
@@ -430,13 +433,15 @@ fn consensus_info(node: &Node) -> Result<Value, RpcError> {
         Err(_) => HashSet::new(),
     };
     let me = handle.address().to_string();
+    let in_force = node
+        .membership_for(status.height.as_u64())
+        .map_err(store_err)?;
     let validators: Vec<Value> = status
         .validators
         .iter()
         .map(|(address, power)| {
             let key = address.to_string();
-            let name = node
-                .spec
+            let name = in_force
                 .validators
                 .get(&address.to_byte_array())
                 .map(|v| v.name.clone());
@@ -463,6 +468,42 @@ fn consensus_info(node: &Node) -> Result<Value, RpcError> {
         "address": me,
         "waiting_for_transactions": status.waiting_for_transactions,
         "validators": validators,
+    }))
+}
+
+fn membership_json(m: &settle_chain::Membership) -> Value {
+    json!({
+        "hash": hex::encode(m.hash()),
+        "validator_set_hash": hex::encode(m.validators.hash()),
+        "total_power": m.validators.total_power(),
+        "validators": m.validators.validators().iter().map(|v| json!({
+            "name": v.name,
+            "key": hex::encode(v.key),
+            "power": v.power,
+        })).collect::<Vec<_>>(),
+        "permitted": m.permitted.iter().map(hex::encode).collect::<Vec<_>>(),
+    })
+}
+
+/// The membership in force for the next block, and a pending change if any.
+fn membership_info(node: &Node) -> Result<Value, RpcError> {
+    let tip = node.tip().map_err(store_err)?;
+    let next = tip.height + 1;
+    let state = node
+        .membership_after(tip.height)
+        .map_err(store_err)?
+        .at_height(next);
+    let pending = state.pending.as_ref().map(|p| {
+        json!({
+            "txid": p.txid,
+            "activation_height": p.activation_height,
+            "membership": membership_json(&p.membership),
+        })
+    });
+    Ok(json!({
+        "height": next,
+        "current": membership_json(&state.current),
+        "pending": pending,
     }))
 }
 
@@ -885,6 +926,7 @@ pub fn call(node: &Node, method: &str, params: &Value) -> Result<(Value, Effect)
                 "moniker": summary.moniker,
                 "listen_addr": summary.listen_addr,
                 "p2p_port": node.config.p2p_port,
+                "node_key": consensus_handle(node)?.address().to_string(),
                 "is_validator": summary.is_validator,
                 "permissioned": summary.permissioned,
                 "connections": summary.peers.len(),
@@ -895,12 +937,31 @@ pub fn call(node: &Node, method: &str, params: &Value) -> Result<(Value, Effect)
             let p = Params::new(method, params, &["address"])?;
             let add = method == "addpeer";
             let address = peer_address(p.str(0, "address")?)?;
+            if add {
+                // An operator may dial a permitted node, never extend the permitted set
+                // (MEMB_001): that takes a membership transaction.
+                let next = node.tip().map_err(store_err)?.height + 1;
+                let membership = node.membership_for(next).map_err(store_err)?;
+                let peer = crate::membership::named_peer(&address);
+                if !peer.is_some_and(|id| crate::membership::permits_peer(&membership, &id)) {
+                    return Err(RpcError::invalid_params(format!(
+                        "peer {} is not in the chain's permitted set; a membership change \
+                         signed by the validators must permit its node key first (see \
+                         `settled membership propose --permit`)",
+                        peer.map_or_else(|| address.to_string(), |p| p.to_string())
+                    )));
+                }
+            }
             change_peer(node, address.clone(), add)?;
             none(json!({ "address": address.to_string(), "added": add, "removed": !add }))
         }
         "getconsensusinfo" => {
             Params::new(method, params, &[])?;
             none(consensus_info(node)?)
+        }
+        "getmembership" => {
+            Params::new(method, params, &[])?;
+            none(membership_info(node)?)
         }
         "help" => {
             Params::new(method, params, &[])?;

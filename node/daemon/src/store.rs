@@ -21,11 +21,13 @@ use settle_assets::hash::{AssetId, BlockHash, ChainId, Tag, Txid};
 use settle_assets::transaction::{OutPoint, Transaction};
 use settle_assets::{deserialize, serialize};
 use settle_chain::muhash::STATE_BYTES;
-use settle_chain::{AssetInfo, Block, BlockEffects, ChainView, Coin, Header, MuHash3072};
+use settle_chain::{
+    AssetInfo, Block, BlockEffects, ChainView, Coin, Header, MembershipState, MuHash3072,
+};
 
 /// The layout version this code reads and writes. Bump it with every change to
 /// `spec/storage.md`; a database of another version is refused, never guessed at.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Column families. Keys and values are described in `spec/storage.md`.
 pub mod cf {
@@ -72,6 +74,15 @@ mod meta {
     pub const MUHASH: &[u8] = b"utxo_muhash";
     pub const UTXO_COUNT: &[u8] = b"utxo_count";
     pub const ASSET_COUNT: &[u8] = b"asset_count";
+    /// The membership after the tip (absent: the chain spec's).
+    pub const MEMBERSHIP: &[u8] = b"membership";
+    /// Followed by a height (8 bytes, big-endian): the membership after each block that
+    /// changed it, so the validator set of any height can be found.
+    pub const MEMBERSHIP_AT: &[u8] = b"membership_at/";
+
+    pub fn membership_at(height_key: &[u8; 8]) -> Vec<u8> {
+        [MEMBERSHIP_AT, &height_key[..]].concat()
+    }
 }
 
 /// Tag of the script index's key prefix: fixed-size keys whatever the script length.
@@ -151,6 +162,9 @@ pub struct Tip {
     pub muhash: MuHash3072,
     pub utxo_count: u64,
     pub asset_count: u64,
+    /// The membership after the tip; `None` while it is still the chain spec's genesis
+    /// membership.
+    pub membership: Option<MembershipState>,
 }
 
 /// Where a confirmed transaction is stored.
@@ -517,7 +531,28 @@ impl ChainStore {
             muhash,
             utxo_count: self.meta_u64(meta::UTXO_COUNT)?,
             asset_count: self.meta_u64(meta::ASSET_COUNT)?,
+            membership: self
+                .get(cf::META, meta::MEMBERSHIP, "reading the membership")?
+                .map(|b| decode_stored(&b, "membership"))
+                .transpose()?,
         }))
+    }
+
+    /// The membership after the block at `height` (`None`: the chain spec's genesis
+    /// membership), from the records of the blocks that changed it.
+    pub fn membership_after(&self, height: u64) -> Result<Option<MembershipState>, StoreError> {
+        let key = meta::membership_at(&height_key(height));
+        let mut iter = self.db.iterator_cf(
+            self.cf(cf::META),
+            IteratorMode::From(&key, Direction::Reverse),
+        );
+        match iter.next() {
+            Some(Ok((k, v))) if k.starts_with(meta::MEMBERSHIP_AT) => {
+                decode_stored(&v, format!("membership record {}", hex::encode(&k))).map(Some)
+            }
+            Some(Err(e)) => Err(StoreError::db("reading the membership history")(e)),
+            _ => Ok(None),
+        }
     }
 
     fn meta_u64(&self, key: &'static [u8]) -> Result<u64, StoreError> {
@@ -754,6 +789,15 @@ impl ChainStore {
         batch.put_cf(meta_cf, meta::MUHASH, effects.muhash.to_bytes());
         batch.put_cf(meta_cf, meta::UTXO_COUNT, utxo_count.to_le_bytes());
         batch.put_cf(meta_cf, meta::ASSET_COUNT, asset_count.to_le_bytes());
+        let membership = match &effects.membership {
+            Some(state) => {
+                let bytes = serialize(state);
+                batch.put_cf(meta_cf, meta::membership_at(&hk), &bytes);
+                batch.put_cf(meta_cf, meta::MEMBERSHIP, &bytes);
+                Some(state.clone())
+            }
+            None => before.and_then(|t| t.membership.clone()),
+        };
         Ok(Tip {
             height,
             hash,
@@ -761,6 +805,7 @@ impl ChainStore {
             muhash: effects.muhash.clone(),
             utxo_count,
             asset_count,
+            membership,
         })
     }
 
@@ -834,6 +879,17 @@ impl ChainStore {
             }
         }
         let meta_cf = self.cf(cf::META);
+        let membership = if tip.membership.is_some() {
+            let previous = self.membership_after(parent.height)?;
+            batch.delete_cf(meta_cf, meta::membership_at(&hk));
+            match &previous {
+                Some(state) => batch.put_cf(meta_cf, meta::MEMBERSHIP, serialize(state)),
+                None => batch.delete_cf(meta_cf, meta::MEMBERSHIP),
+            }
+            previous
+        } else {
+            None
+        };
         let parent_hash = parent.hash();
         let mut tip_bytes = Vec::with_capacity(40);
         tip_bytes.extend_from_slice(&height_key(parent.height));
@@ -858,6 +914,7 @@ impl ChainStore {
             muhash: undo.muhash_before,
             utxo_count: undo.utxo_count_before,
             asset_count: undo.asset_count_before,
+            membership,
         });
         Ok(block)
     }
@@ -1091,6 +1148,7 @@ impl ChainStore {
 pub struct StoreView<'a> {
     store: &'a ChainStore,
     muhash: MuHash3072,
+    membership: Option<MembershipState>,
     error: Mutex<Option<StoreError>>,
 }
 
@@ -1105,6 +1163,7 @@ impl<'a> StoreView<'a> {
         StoreView {
             store,
             muhash: tip.muhash.clone(),
+            membership: tip.membership.clone(),
             error: Mutex::new(None),
         }
     }
@@ -1137,6 +1196,9 @@ impl ChainView for StoreView<'_> {
     }
     fn utxo_muhash(&self) -> MuHash3072 {
         self.muhash.clone()
+    }
+    fn membership(&self) -> Option<MembershipState> {
+        self.membership.clone()
     }
 }
 
@@ -1187,6 +1249,9 @@ impl ChainView for PrefetchedView<'_> {
     }
     fn utxo_muhash(&self) -> MuHash3072 {
         self.inner.utxo_muhash()
+    }
+    fn membership(&self) -> Option<MembershipState> {
+        self.inner.membership()
     }
 }
 
@@ -1372,13 +1437,18 @@ mod tests {
         {
             let store = open(tmp.path());
             let mut batch = WriteBatch::default();
-            batch.put_cf(store.cf(cf::META), meta::SCHEMA_VERSION, 2u32.to_le_bytes());
+            batch.put_cf(
+                store.cf(cf::META),
+                meta::SCHEMA_VERSION,
+                (SCHEMA_VERSION + 1).to_le_bytes(),
+            );
             store.write(batch, "test").expect("write");
         }
         let err = ChainStore::open(tmp.path(), StoreOptions::default()).expect_err("refused");
         let text = err.to_string();
         assert!(
-            text.contains("schema version 2") && text.contains("only version 1"),
+            text.contains(&format!("schema version {}", SCHEMA_VERSION + 1))
+                && text.contains(&format!("only version {SCHEMA_VERSION}")),
             "{text}"
         );
     }
@@ -1451,6 +1521,7 @@ mod tests {
             assets: Vec::new(),
             muhash: MuHash3072::new(),
             utxo_commitment: [0; 32],
+            membership: None,
         };
         assert!(matches!(
             store.connect_block(&b1, &effects),

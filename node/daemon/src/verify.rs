@@ -40,6 +40,7 @@ struct MemState {
     coins: HashMap<OutPoint, Coin>,
     assets: HashMap<AssetId, AssetInfo>,
     muhash: MuHash3072,
+    membership: Option<settle_chain::MembershipState>,
 }
 
 impl ChainView for MemState {
@@ -52,10 +53,16 @@ impl ChainView for MemState {
     fn utxo_muhash(&self) -> MuHash3072 {
         self.muhash.clone()
     }
+    fn membership(&self) -> Option<settle_chain::MembershipState> {
+        self.membership.clone()
+    }
 }
 
 impl MemState {
     fn apply(&mut self, effects: &BlockEffects) -> Result<(), String> {
+        if let Some(membership) = &effects.membership {
+            self.membership = Some(membership.clone());
+        }
         for (outpoint, _) in &effects.spent {
             self.coins.remove(outpoint);
         }

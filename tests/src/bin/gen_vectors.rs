@@ -1,5 +1,5 @@
 //! Writes the asset-layer test vectors: `spec/vectors/{transactions,asset_ids,amounts,
-//! contracts}.json`.
+//! contracts}.json`, and the membership-change vectors `spec/vectors/membership.json`.
 //!
 //! Run `cargo run -p settle-tests --bin gen_vectors [OUT_DIR]` after a deliberate protocol
 //! change, review the diff, and commit it together with the spec change. The tests never
@@ -918,8 +918,10 @@ fn transaction_vectors(chain: &Chain) -> TransactionVectors {
         }),
         witness: Witness::default(),
     };
-    let mut v2 = base.clone();
-    v2.version = 2;
+    let mut v3 = base.clone();
+    v3.version = 3;
+    let mut membership_with_inputs = base.clone();
+    membership_with_inputs.version = 2;
     let mut v0 = base.clone();
     v0.version = 0;
     let mut no_inputs = base.clone();
@@ -981,16 +983,24 @@ fn transaction_vectors(chain: &Chain) -> TransactionVectors {
 
     let invalid_check_vectors = vec![
         invalid_check(
-            "version_2",
-            "Only version 1 is defined.",
-            &v2,
+            "version_3",
+            "Only versions 1 (moving assets) and 2 (membership changes) are defined.",
+            &v3,
             "UnsupportedVersion",
             None,
             None,
         ),
         invalid_check(
+            "membership_with_inputs",
+            "Version 2 is a membership transaction: no inputs, one zero OP_RETURN output.",
+            &membership_with_inputs,
+            "MembershipShape",
+            None,
+            None,
+        ),
+        invalid_check(
             "version_0",
-            "Only version 1 is defined.",
+            "Only versions 1 and 2 are defined.",
             &v0,
             "UnsupportedVersion",
             None,
@@ -1983,6 +1993,105 @@ fn contract_vectors(chain: &Chain) -> ContractVectors {
 }
 
 // ---------------------------------------------------------------------------------------
+// membership.json (spec/chain.md, "Membership changes")
+
+fn membership_vectors() -> serde_json::Value {
+    use settle_chain::{Membership, MembershipChange, MembershipOp, Validator, ValidatorSet};
+    let keypair = |i: u8| {
+        secp256k1::Keypair::from_seckey_byte_array(secp256k1::SECP256K1, [i; 32])
+            .expect("a valid secret")
+    };
+    let xonly = |i: u8| keypair(i).x_only_public_key().0.serialize();
+    let chain_id = settle_assets::hash::ChainId([0x5e; 32]);
+    let validators = ValidatorSet::new(
+        (1..=4)
+            .map(|i| Validator {
+                name: format!("validator-{i}"),
+                key: xonly(i),
+                power: 10,
+            })
+            .collect(),
+    )
+    .expect("valid set");
+    let membership = Membership::new(validators, vec![xonly(9)]).expect("valid membership");
+    let mut change = MembershipChange {
+        activation_height: 120,
+        base: membership.hash(),
+        ops: vec![
+            MembershipOp::SetValidator {
+                key: xonly(4),
+                power: 0,
+            },
+            MembershipOp::SetValidator {
+                key: xonly(5),
+                power: 20,
+            },
+            MembershipOp::Permit { key: xonly(8) },
+            MembershipOp::Revoke { key: xonly(9) },
+        ],
+        signatures: Vec::new(),
+    };
+    let digest = change.digest(&chain_id);
+    for i in 1..=3 {
+        change.sign(&keypair(i), &chain_id);
+    }
+    let result = change.apply(&membership).expect("applies");
+    let tx = change.to_transaction();
+    let pending = change.check(
+        &settle_chain::MembershipState::settled(membership.clone()),
+        100,
+        &chain_id,
+        tx.txid(),
+    );
+    assert!(pending.is_ok(), "the example change is valid: {pending:?}");
+    let body = serialize(&change);
+    let mut bad_version = body.clone();
+    bad_version[0] = 2;
+    let mut bad_kind = body.clone();
+    bad_kind[1 + 8 + 32 + 1] = 4;
+    let mut permit_with_power = body.clone();
+    // The third edit (a permit): its power field is its last 8 bytes.
+    let third_power = 1 + 8 + 32 + 1 + 3 * 41 - 8;
+    permit_with_power[third_power] = 1;
+    let keys = |m: &Membership| -> Vec<serde_json::Value> {
+        m.validators
+            .validators()
+            .iter()
+            .map(|v| serde_json::json!({"key": hex::encode(v.key), "power": v.power}))
+            .collect()
+    };
+    serde_json::json!({
+        "description": "A membership change (spec/chain.md, 'Membership changes'). Validator i has the secret key of 32 bytes all equal to i; signatures are BIP340 with no auxiliary randomness. The change removes validator 4, adds validator 5 with power 20, permits node 8 and revokes node 9; validators 1 to 3 (30 of 40) sign.",
+        "chain_id": chain_id.to_string(),
+        "membership": {
+            "validators": keys(&membership),
+            "permitted": membership.permitted.iter().map(hex::encode).collect::<Vec<_>>(),
+            "validator_set_hash": hex::encode(membership.validators.hash()),
+            "hash": hex::encode(membership.hash()),
+        },
+        "change": {
+            "activation_height": change.activation_height,
+            "included_at_height": 100,
+            "digest": hex::encode(digest),
+            "body": hex::encode(&body),
+            "transaction": hex::encode(serialize(&tx)),
+            "txid": tx.txid().to_string(),
+        },
+        "result": {
+            "validators": keys(&result),
+            "permitted": result.permitted.iter().map(hex::encode).collect::<Vec<_>>(),
+            "hash": hex::encode(result.hash()),
+        },
+        "invalid_bodies": [
+            {"name": "unknown body version", "body": hex::encode(&bad_version), "error": "membership change version"},
+            {"name": "unknown edit kind", "body": hex::encode(&bad_kind), "error": "membership edit kind"},
+            {"name": "a permit carrying power", "body": hex::encode(&permit_with_power), "error": "membership edit power"},
+            {"name": "truncated", "body": hex::encode(&body[..body.len() - 1]), "error": "membership signature"},
+        ],
+    })
+}
+
+// ---------------------------------------------------------------------------------------
 
 fn write_json<T: Serialize>(dir: &std::path::Path, name: &str, value: &T) {
     let mut text = serde_json::to_string_pretty(value).expect("serializable");
@@ -2006,4 +2115,5 @@ fn main() {
     write_json(&dir, "asset_ids.json", &asset_id_vectors(&chain));
     write_json(&dir, "amounts.json", &amount_vectors());
     write_json(&dir, "contracts.json", &contract_vectors(&chain));
+    write_json(&dir, "membership.json", &membership_vectors());
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! settle-bench connect [--blocks N] [--txs-per-block T] [--no-fsync]
+//! settle-bench network [--duration-secs S] [--rate TX_PER_S] [--clients N] ...
 //! settle-bench wallet [--rounds N]
 //! ```
 //!
@@ -15,11 +16,23 @@
 //!
 //! Run it optimised: `cargo run --release -p settle-tests --bin settle-bench -- connect`.
 //!
+//! `network` starts 4 validators on loopback (`settled testnet --validators 4`), offers
+//! them a sustained rate of the same DvP transactions over RPC and prints the finalized
+//! rate and the median and 99th-percentile time to finality, with this `connect` rate
+//! measured first in the same run as the baseline (see `tests/src/bench/network.rs`).
+//! It runs the `settled` binary built beside it:
+//! `cargo build --release -p settle-node -p settle-tests`, then
+//! `cargo run --release -p settle-tests --bin settle-bench -- network [--duration-secs S]
+//! [--rate TX_PER_S] [--clients N] [--config TOML]`.
+//!
 //! `wallet` (the wallet's scenario, `settle_tests::wallet::bench`) times `settle offer
 //! create` and `settle offer take` as processes against a local dev node, with the real
 //! wallet KDF and with the cheap test KDF as the baseline. It runs the `settled` and
 //! `settle` binaries beside it: `cargo build --release -p settle-node -p settle-wallet`
 //! first.
+
+#[path = "../bench/network.rs"]
+mod network;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -55,12 +68,14 @@ fn parse_args() -> Result<Args, String> {
         Some("connect") => {}
         Some(other) => {
             return Err(format!(
-                "unknown scenario {other:?}: the scenario is `connect`"
+                "unknown scenario {other:?}: the scenarios are `connect`, `network` and `wallet`"
             ));
         }
         None => {
             return Err(
-                "usage: settle-bench connect [--blocks N] [--txs-per-block T] [--no-fsync]".into(),
+                "usage: settle-bench connect|network|wallet [options] (connect: [--blocks N] \
+                 [--txs-per-block T] [--no-fsync])"
+                    .into(),
             );
         }
     }
@@ -125,7 +140,7 @@ fn sign_block(mut block: Block, validator: &Keypair, chain_id: &settle_assets::C
     block
 }
 
-fn run(args: &Args) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+fn run_connect(args: &Args) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let n_txs = args.blocks * args.txs_per_block;
     let validator = new_key();
     let issuer = new_key();
@@ -278,6 +293,19 @@ fn run(args: &Args) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     }))
 }
 
+/// The `connect` rate (tx/s) over `blocks` blocks of 1,000 DvP transactions, synced
+/// writes: the network scenario's single-node baseline.
+fn connect_baseline(blocks: usize) -> Result<f64, Box<dyn std::error::Error>> {
+    let line = run_connect(&Args {
+        blocks,
+        txs_per_block: 1_000,
+        fsync: true,
+    })?;
+    line["tx_per_sec"]
+        .as_f64()
+        .ok_or_else(|| "the connect scenario reported no rate".into())
+}
+
 fn main() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("wallet") {
         let rest: Vec<String> = std::env::args().skip(2).collect();
@@ -292,6 +320,26 @@ fn main() -> ExitCode {
             }
         };
     }
+    if std::env::args().nth(1).as_deref() == Some("network") {
+        let rest: Vec<String> = std::env::args().skip(2).collect();
+        let args = match network::parse_args(&rest) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("settle-bench: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        return match network::run(&args, connect_baseline) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("settle-bench: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -299,7 +347,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&args) {
+    match run_connect(&args) {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS
