@@ -4,7 +4,7 @@
 use crate::membership::MembershipState;
 use settle_assets::contract::AssetContract;
 use settle_assets::encode::{Decode, DecodeError, Encode, Reader, write_var_bytes};
-use settle_assets::hash::{AssetId, Txid};
+use settle_assets::hash::{AssetId, Txid, Wtxid};
 use settle_assets::limits::MAX_CONTRACT_BYTES;
 use settle_assets::transaction::{OutPoint, TxOut};
 
@@ -112,6 +112,14 @@ pub trait ChainView {
     fn membership(&self) -> Option<MembershipState> {
         None
     }
+    /// Whether the scripts of the transaction with this wtxid were verified already
+    /// (a node's script cache); block validation and building then skip them. Sound
+    /// because a wtxid fixes the witnesses and the outpoints spent, an outpoint names
+    /// one output forever, and a script's verdict depends on nothing else.
+    fn scripts_verified(&self, wtxid: &Wtxid) -> bool {
+        let _ = wtxid;
+        false
+    }
 }
 
 impl<T: ChainView + ?Sized> ChainView for &T {
@@ -126,6 +134,9 @@ impl<T: ChainView + ?Sized> ChainView for &T {
     }
     fn membership(&self) -> Option<MembershipState> {
         (**self).membership()
+    }
+    fn scripts_verified(&self, wtxid: &Wtxid) -> bool {
+        (**self).scripts_verified(wtxid)
     }
 }
 

@@ -110,6 +110,7 @@ pub fn build_block<V: ChainView + ?Sized>(
         let parts = overlay.into_parts();
         let jobs: Vec<ScriptJob<'_>> = included
             .iter()
+            .filter(|(index, _)| !view.scripts_verified(&candidates[*index].wtxid()))
             .map(|(index, spent)| ScriptJob {
                 index: *index,
                 tx: &candidates[*index],

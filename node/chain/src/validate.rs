@@ -861,6 +861,7 @@ pub fn validate_proposal<V: ChainView + ?Sized>(
         .iter()
         .zip(&spent_outputs)
         .enumerate()
+        .filter(|(_, (tx, _))| !view.scripts_verified(&tx.wtxid()))
         .map(|(index, (tx, spent))| ScriptJob { index, tx, spent })
         .collect();
     let (failures, delta) = parallel_checks(&jobs, *chain_id, true, &parts.spent, &parts.created);

@@ -709,3 +709,72 @@ fn the_supply_limit_applies_to_the_sum_of_reissuances_in_one_transaction() {
     let r = reject(&fx, &build(fits + 1));
     assert_eq!(r.code, "supply-overflow", "{r}");
 }
+
+/// A node's script cache is trusted exactly as far as the view says: a transaction it
+/// vouches for skips its scripts in block validation, any other is checked.
+#[test]
+fn a_view_that_vouches_for_scripts_skips_only_those() {
+    use settle_assets::hash::Wtxid;
+    use settle_chain::{AssetInfo, ChainView, Coin, MuHash3072, validate_proposal};
+
+    struct Vouching<'a> {
+        base: &'a settle_chain::MemoryState,
+        verified: Wtxid,
+    }
+    impl ChainView for Vouching<'_> {
+        fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
+            self.base.coin(outpoint)
+        }
+        fn asset(&self, asset: &AssetId) -> Option<AssetInfo> {
+            self.base.asset(asset)
+        }
+        fn utxo_muhash(&self) -> MuHash3072 {
+            self.base.utxo_muhash()
+        }
+        fn scripts_verified(&self, wtxid: &Wtxid) -> bool {
+            *wtxid == self.verified
+        }
+    }
+
+    let fx = Fixture::new();
+    let mut bad_sig = fx.alice_pays_bob(100);
+    bad_sig.inputs[0].witness.0[0][5] ^= 1;
+    // Built against the plain state, the bad signature is caught and left out...
+    let built = fx.build(std::slice::from_ref(&bad_sig));
+    assert!(built.block.transactions.is_empty());
+    assert_eq!(built.skipped[0].rejection.code, "script-failed");
+    // ...and a view vouching for another transaction still checks it.
+    let tip = *fx.state.tip();
+    let other = Vouching {
+        base: &fx.state,
+        verified: Wtxid([9; 32]),
+    };
+    let block = settle_chain::build_block(
+        &tip,
+        std::slice::from_ref(&bad_sig),
+        tip.time_ms + 1,
+        key_bytes(&fx.validator),
+        &other,
+        &fx.spec,
+        &fx.chain_id,
+    );
+    assert!(block.block.transactions.is_empty());
+    // A view vouching for it skips the check: the cache must only ever hold
+    // transactions whose scripts verified.
+    let vouching = Vouching {
+        base: &fx.state,
+        verified: bad_sig.wtxid(),
+    };
+    let block = settle_chain::build_block(
+        &tip,
+        std::slice::from_ref(&bad_sig),
+        tip.time_ms + 1,
+        key_bytes(&fx.validator),
+        &vouching,
+        &fx.spec,
+        &fx.chain_id,
+    );
+    assert_eq!(block.block.transactions.len(), 1);
+    assert!(validate_proposal(&block.block, &tip, &vouching, &fx.spec, &fx.chain_id).is_ok());
+    assert!(validate_proposal(&block.block, &tip, &fx.state, &fx.spec, &fx.chain_id).is_err());
+}

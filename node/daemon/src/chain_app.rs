@@ -161,7 +161,8 @@ impl ChainApp {
     fn check(&self, block: &Block) -> Result<Result<BlockEffects, String>, AppError> {
         let tip = self.node.tip().map_err(app_err)?;
         let view = crate::store::PrefetchedView::new(&self.node.store, &tip, &block.transactions)
-            .map_err(app_err)?;
+            .map_err(app_err)?
+            .with_script_cache(&self.node.script_cache);
         let verdict = settle_chain::validate_proposal(
             block,
             &tip.header,

@@ -16,5 +16,6 @@ pub mod node;
 pub mod p2p;
 pub mod rpc;
 pub mod rpc_lending;
+pub mod script_cache;
 pub mod store;
 pub mod verify;

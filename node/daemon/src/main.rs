@@ -95,22 +95,68 @@ fn default_datadir(dev: bool) -> PathBuf {
 /// every log line is written with the bar lifted ([`BarSafeStderr`]) so neither
 /// tears the other; otherwise the plain log lines are all there is.
 fn init_logging(filter: &str) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(terminal);
-    if terminal {
+    let writer = if terminal {
         let bars = indicatif::MultiProgress::new();
         settle_consensus::node::enable_sync_progress_bar(bars.clone());
-        builder
-            .with_writer(move || BarSafeStderr(bars.clone()))
-            .init();
+        BoxMakeWriter::new(move || BarSafeStderr(bars.clone()))
     } else {
-        builder.with_writer(std::io::stderr).init();
+        BoxMakeWriter::new(std::io::stderr)
+    };
+    let layer = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_ansi(terminal)
+        .with_writer(writer)
+        .with_filter(filter)
+        .with_filter(NoSubscriberNoise);
+    tracing_subscriber::registry().with(layer).init();
+}
+
+/// Drops the network engine's "NoPeersSubscribedToTopic" errors. A lone dev validator
+/// has no peer to publish to, and a node whose peers are all down is shown by
+/// `getpeerinfo` and `getconsensusinfo`; as an ERROR line every few seconds it only
+/// buries the errors that need an operator.
+struct NoSubscriberNoise;
+
+impl<S> tracing_subscriber::layer::Filter<S> for NoSubscriberNoise {
+    fn enabled(
+        &self,
+        _meta: &tracing::Metadata<'_>,
+        _cx: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        true
+    }
+
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _cx: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        let meta = event.metadata();
+        if *meta.level() != tracing::Level::ERROR
+            || !meta.target().starts_with("arc_malachitebft_network")
+        {
+            return true;
+        }
+        struct Message(bool);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}").contains("NoPeersSubscribedToTopic");
+                }
+            }
+        }
+        let mut noise = Message(false);
+        event.record(&mut noise);
+        !noise.0
     }
 }
 

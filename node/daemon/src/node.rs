@@ -19,6 +19,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::config::Config;
 use crate::mempool::{Accepted, DOUBLE_SPEND, Mempool, MempoolRejection, RemovalReason};
 use crate::metrics::{Gauges, Metrics};
+use crate::script_cache::ScriptCache;
 use crate::store::{ChainStore, PrefetchedView, StoreError, StoreOptions, Tip};
 
 /// Milliseconds since the UNIX epoch by the local clock. Used only for block times this
@@ -66,6 +67,9 @@ pub struct Node {
     relay: OnceLock<mpsc::Sender<Arc<Transaction>>>,
     /// The running consensus node, once started.
     pub consensus: OnceLock<Arc<settle_consensus::NodeHandle>>,
+    /// Transactions whose scripts verified on admission: a block of them is not
+    /// verified again.
+    pub script_cache: ScriptCache,
     /// The membership that decides the block after the tip. The network layer watches
     /// it to admit and drop peers when a membership change takes effect.
     membership: tokio::sync::watch::Sender<Membership>,
@@ -100,6 +104,7 @@ impl Node {
         );
         Ok(Node {
             membership: tokio::sync::watch::Sender::new(in_force),
+            script_cache: ScriptCache::default(),
             store,
             chain_id: genesis.chain_id,
             mempool: Mutex::new(Mempool::new(config.mempool.clone())),
@@ -255,6 +260,7 @@ impl Node {
             return Err(SubmitError::Store(e));
         }
         let effects = checked.map_err(SubmitError::Rejected)?;
+        self.script_cache.insert(tx.wtxid());
         if insert {
             mempool.insert(Arc::clone(&tx), effects, tip.height, now_ms());
             Ok(Accepted::New(txid))
@@ -280,7 +286,8 @@ impl Node {
             .map(|t| (*t).clone())
             .collect();
         let time_ms = now_ms().max(tip.header.time_ms + 1);
-        let view = PrefetchedView::new(&self.store, &tip, &candidates)?;
+        let view = PrefetchedView::new(&self.store, &tip, &candidates)?
+            .with_script_cache(&self.script_cache);
         let built = build_block(
             &tip.header,
             &candidates,
@@ -529,6 +536,8 @@ mod tests {
             Accepted::New(tx.txid())
         );
         assert_eq!(f.node.mempool().len(), 1);
+        // Its scripts verified on admission: building its block need not verify again.
+        assert!(f.node.script_cache.contains(&tx.wtxid()));
         let produced = produce(&f).expect("produce").expect("a block");
         assert_eq!(
             (produced.header.height, produced.transactions.len()),

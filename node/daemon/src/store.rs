@@ -17,10 +17,12 @@ use rocksdb::{
     Options, WriteBatch, WriteOptions,
 };
 use settle_assets::encode::{Decode, DecodeError, Encode, Reader, write_compact_size};
-use settle_assets::hash::{AssetId, BlockHash, ChainId, Tag, Txid};
+use settle_assets::hash::{AssetId, BlockHash, ChainId, Tag, Txid, Wtxid};
 use settle_assets::transaction::{OutPoint, Transaction};
 use settle_assets::{deserialize, serialize};
 use settle_chain::muhash::STATE_BYTES;
+
+use crate::script_cache::ScriptCache;
 use settle_chain::{
     AssetInfo, Block, BlockEffects, ChainView, Coin, Header, MembershipState, MuHash3072,
 };
@@ -1149,6 +1151,7 @@ pub struct StoreView<'a> {
     store: &'a ChainStore,
     muhash: MuHash3072,
     membership: Option<MembershipState>,
+    scripts: Option<&'a ScriptCache>,
     error: Mutex<Option<StoreError>>,
 }
 
@@ -1164,8 +1167,15 @@ impl<'a> StoreView<'a> {
             store,
             muhash: tip.muhash.clone(),
             membership: tip.membership.clone(),
+            scripts: None,
             error: Mutex::new(None),
         }
+    }
+
+    /// Lets validation skip the scripts of transactions in `cache`.
+    pub fn with_script_cache(mut self, cache: &'a ScriptCache) -> Self {
+        self.scripts = Some(cache);
+        self
     }
 
     fn note<T>(&self, r: Result<Option<T>, StoreError>) -> Option<T> {
@@ -1199,6 +1209,9 @@ impl ChainView for StoreView<'_> {
     }
     fn membership(&self) -> Option<MembershipState> {
         self.membership.clone()
+    }
+    fn scripts_verified(&self, wtxid: &Wtxid) -> bool {
+        self.scripts.is_some_and(|c| c.contains(wtxid))
     }
 }
 
@@ -1235,6 +1248,12 @@ impl<'a> PrefetchedView<'a> {
     pub fn take_error(&self) -> Option<StoreError> {
         self.inner.take_error()
     }
+
+    /// Lets validation skip the scripts of transactions in `cache`.
+    pub fn with_script_cache(mut self, cache: &'a ScriptCache) -> Self {
+        self.inner = self.inner.with_script_cache(cache);
+        self
+    }
 }
 
 impl ChainView for PrefetchedView<'_> {
@@ -1252,6 +1271,9 @@ impl ChainView for PrefetchedView<'_> {
     }
     fn membership(&self) -> Option<MembershipState> {
         self.inner.membership()
+    }
+    fn scripts_verified(&self, wtxid: &Wtxid) -> bool {
+        self.inner.scripts_verified(wtxid)
     }
 }
 
