@@ -38,7 +38,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::app::{AppError, Application, BlockVerdict};
-use crate::certificate::{Certificate, CertificateError};
+use crate::certificate::CertificateError;
 use crate::codec::SettleCodec;
 use crate::config::{EngineConfig, Timing};
 use crate::context::SettleContext;
@@ -1350,7 +1350,7 @@ impl<A: Application> Driver<A> {
                     };
                     let certificate =
                         ExtendedCommitCertificate::from_commit_certificate_and_extensions(
-                            decided.certificate.to_malachite(),
+                            crate::certificate::to_malachite(&decided.certificate),
                             VoteExtensions::default(),
                         );
                     values.push(RawDecidedValue::new(decided.bytes, certificate));
@@ -1687,7 +1687,7 @@ impl<A: Application> Driver<A> {
         if block_height != height {
             return Err(CommitError::UnknownBlock(id));
         }
-        let cert = Certificate::from_malachite(certificate)?;
+        let cert = crate::certificate::from_malachite(certificate)?;
         self.app.commit_block(height, &bytes, &cert)?;
         self.committed_height = Some(height);
         self.committed_tx.send_replace(height);

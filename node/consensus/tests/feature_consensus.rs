@@ -151,7 +151,8 @@ impl Application for MemChain {
         if certificate.height != height.0 || certificate.block_hash != hash {
             self.violation(format!("certificate at {height} is for another block"));
         }
-        if let Err(e) = certificate.verify(&self.validators, &CHAIN) {
+        if let Err(e) = settle_consensus::certificate::verify(certificate, &self.validators, &CHAIN)
+        {
             self.violation(format!("certificate at {height}: {e}"));
         }
         self.blocks

@@ -22,8 +22,8 @@ use settle_assets::transaction::Transaction;
 use settle_chain::limits::{HEADER_BYTES, MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
 use settle_chain::{Block, BlockEffects, CommitCertificate, Header};
 use settle_consensus::{
-    AppError, Application, BlockVerdict, Certificate, CommitSignature, DecidedBlock, Height,
-    ProposedBlock, ValidatorSet,
+    AppError, Application, BlockVerdict, Certificate, DecidedBlock, Height, ProposedBlock,
+    ValidatorSet,
 };
 
 use crate::node::{Node, now_ms};
@@ -83,39 +83,6 @@ pub fn decode_block_body(bytes: &[u8]) -> Result<Block, DecodeError> {
         header,
         transactions,
     })
-}
-
-/// Settle-chain's certificate from settle-consensus's (the same fields).
-pub fn chain_certificate(cert: &Certificate) -> CommitCertificate {
-    CommitCertificate {
-        height: cert.height,
-        round: cert.round,
-        block_hash: cert.block_hash,
-        signatures: cert
-            .signatures
-            .iter()
-            .map(|s| settle_chain::CommitSignature {
-                validator: s.validator,
-                signature: s.signature,
-            })
-            .collect(),
-    }
-}
-
-fn consensus_certificate(cert: &CommitCertificate) -> Certificate {
-    Certificate {
-        height: cert.height,
-        round: cert.round,
-        block_hash: cert.block_hash,
-        signatures: cert
-            .signatures
-            .iter()
-            .map(|s| CommitSignature {
-                validator: s.validator,
-                signature: s.signature,
-            })
-            .collect(),
-    }
 }
 
 /// The consensus form of a chain validator set.
@@ -281,7 +248,7 @@ impl Application for ChainApp {
                 (block, effects)
             }
         };
-        block.certificate = chain_certificate(certificate);
+        block.certificate = certificate.clone();
         // The engine checked the quorum; checking again against the chain's own rule
         // costs one signature per validator and keeps a bad certificate out of the
         // database whatever the engine did.
@@ -308,7 +275,7 @@ impl Application for ChainApp {
         };
         Ok(Some(DecidedBlock {
             bytes: Bytes::from(encode_block_body(&block.header, &block.transactions)),
-            certificate: consensus_certificate(&block.certificate),
+            certificate: block.certificate,
         }))
     }
 
