@@ -894,3 +894,18 @@ impl Drop for TestNetwork {
         }
     }
 }
+
+/// `GET path` on 127.0.0.1:`port` (no authentication, e.g. `/metrics`): the raw
+/// response.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}

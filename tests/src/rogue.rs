@@ -263,23 +263,9 @@ impl Drop for Rogue {
     }
 }
 
-/// `GET path` on 127.0.0.1:`port`, the raw response.
-pub fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
-}
-
 /// The value of the sample `series` (name with labels) in a node's `/metrics`.
 pub fn metric(rpc_port: u16, series: &str) -> u64 {
-    let text = http_get(rpc_port, "/metrics");
+    let text = crate::node::http_get(rpc_port, "/metrics");
     text.lines()
         .find_map(|line| {
             let (name, value) = line.rsplit_once(' ')?;

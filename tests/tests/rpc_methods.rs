@@ -208,17 +208,3 @@ fn empty_blocks_are_produced_only_when_configured() {
     let hash = client.get_block_hash(2).expect("hash");
     assert_eq!(client.get_block(&hash).expect("block").header.tx_count, 0);
 }
-
-/// A plain HTTP GET (no authentication), returning the whole response.
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
-}

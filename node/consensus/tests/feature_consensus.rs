@@ -289,6 +289,50 @@ async fn start_full(
     }
 }
 
+/// Starts one node per key, every key a validator of power 1 and permitted, each
+/// bootstrapping from all the others; returns the nodes and their addresses.
+async fn start_mesh(
+    prefix: &str,
+    keys: &[PrivateKey],
+    role: impl Fn(usize) -> NodeRole,
+    evil: impl Fn(usize) -> bool,
+    ban: Duration,
+) -> (Vec<TestNode>, Vec<Multiaddr>) {
+    let validators = ValidatorSet::new(keys.iter().map(|k| (xonly(k), 1))).expect("set");
+    let permitted: Vec<[u8; 32]> = keys.iter().map(xonly).collect();
+    let ports: Vec<u16> = (0..keys.len()).map(|_| free_port()).collect();
+    let addrs: Vec<Multiaddr> = keys
+        .iter()
+        .zip(&ports)
+        .map(|(k, p)| peer_multiaddr(&loopback(*p), &xonly(k)).expect("addr"))
+        .collect();
+    let mut nodes = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let others = addrs
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, a)| a.clone())
+            .collect();
+        nodes.push(
+            start_full(
+                &format!("{prefix}{i}"),
+                k,
+                role(i),
+                &validators,
+                ports[i],
+                others,
+                Some(permitted.clone()),
+                Timing::fast_for_tests(),
+                evil(i),
+                ban,
+            )
+            .await,
+        );
+    }
+    (nodes, addrs)
+}
+
 fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -634,39 +678,9 @@ where
 async fn an_invalid_proposer_is_banned_for_a_while_and_then_readmitted() {
     init_logs();
     let keys: Vec<PrivateKey> = (51..=54).map(key).collect();
-    let validators = ValidatorSet::new(keys.iter().map(|k| (xonly(k), 1))).expect("set");
-    let permitted: Vec<[u8; 32]> = keys.iter().map(xonly).collect();
-    let ports: Vec<u16> = (0..keys.len()).map(|_| free_port()).collect();
-    let addrs: Vec<Multiaddr> = keys
-        .iter()
-        .zip(&ports)
-        .map(|(k, p)| peer_multiaddr(&loopback(*p), &xonly(k)).expect("addr"))
-        .collect();
     let ban = Duration::from_secs(3);
-    let mut nodes = Vec::new();
-    for (i, k) in keys.iter().enumerate() {
-        let others = addrs
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, a)| a.clone())
-            .collect();
-        nodes.push(
-            start_full(
-                &format!("b{i}"),
-                k,
-                NodeRole::Validator,
-                &validators,
-                ports[i],
-                others,
-                Some(permitted.clone()),
-                Timing::fast_for_tests(),
-                i == 0,
-                ban,
-            )
-            .await,
-        );
-    }
+    // Node 0 proposes invalid blocks.
+    let (nodes, addrs) = start_mesh("b", &keys, |_| NodeRole::Validator, |i| i == 0, ban).await;
     let evil_id = nodes[0].handle.peer_id().to_string();
 
     // Its first invalid proposal gets it disconnected by every honest validator.
@@ -729,41 +743,22 @@ async fn an_invalid_proposer_is_banned_for_a_while_and_then_readmitted() {
 async fn a_follower_holding_a_validator_key_follows_without_signing() {
     init_logs();
     let keys: Vec<PrivateKey> = (61..=64).map(key).collect();
-    let validators = ValidatorSet::new(keys.iter().map(|k| (xonly(k), 1))).expect("set");
-    let permitted: Vec<[u8; 32]> = keys.iter().map(xonly).collect();
-    let ports: Vec<u16> = (0..keys.len()).map(|_| free_port()).collect();
-    let addrs: Vec<Multiaddr> = keys
-        .iter()
-        .zip(&ports)
-        .map(|(k, p)| peer_multiaddr(&loopback(*p), &xonly(k)).expect("addr"))
-        .collect();
-    let mut nodes = Vec::new();
-    for (i, k) in keys.iter().enumerate() {
-        let others = addrs
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != i)
-            .map(|(_, a)| a.clone())
-            .collect();
-        // The last validator runs with producing turned off.
-        let role = if i == 3 {
+    // The last validator runs with producing turned off.
+    let role = |i: usize| {
+        if i == 3 {
             NodeRole::Follower
         } else {
             NodeRole::Validator
-        };
-        nodes.push(
-            start(
-                &format!("f{i}"),
-                k,
-                role,
-                &validators,
-                ports[i],
-                others,
-                Some(permitted.clone()),
-            )
-            .await,
-        );
-    }
+        }
+    };
+    let (nodes, _) = start_mesh(
+        "f",
+        &keys,
+        role,
+        |_| false,
+        Duration::from_millis(settle_consensus::BAN_DURATION_MS),
+    )
+    .await;
     for node in &nodes {
         node.handle
             .wait_for_height(Height(4), WAIT)
