@@ -2,7 +2,7 @@
 //! sustained load of delivery-versus-payment transactions.
 //!
 //! ```text
-//! settle-bench network [--duration-secs S] [--rate TX_PER_S] [--clients N]
+//! settle-bench network [--duration-secs S] [--rate TX_PER_S] [--clients N] [--batch B]
 //!                      [--drain-secs S] [--baseline-blocks N] [--validators V]
 //!                      [--config TOML] [--logs DIR]
 //! ```
@@ -81,6 +81,8 @@ const TRACK_POLL_MS: u64 = 10;
 const DRAIN_POLL_MS: u64 = 50;
 /// Longest warm-up left out of the sustained rate (a quarter of the load phase at most).
 const MAX_WARMUP_MS: u64 = 2_000;
+/// Most requests in one JSON-RPC batch (the node's limit, `spec/rpc.md`).
+const MAX_RPC_BATCH: usize = 100;
 /// Timeout of one `sendrawtransaction` call.
 const SUBMIT_TIMEOUT_MS: u64 = 30_000;
 /// Distinct rejection messages kept as examples.
@@ -104,6 +106,10 @@ pub struct NetworkArgs {
     pub duration_secs: u64,
     pub rate: u64,
     pub clients: usize,
+    /// Transactions per `sendrawtransaction` call: with more than 1, each client sends
+    /// its transactions as JSON-RPC batches of this many (as a back office submitting
+    /// a file would), each sent once the last of them is due.
+    pub batch: usize,
     pub drain_secs: u64,
     pub baseline_blocks: usize,
     pub validators: usize,
@@ -119,6 +125,7 @@ impl Default for NetworkArgs {
             duration_secs: 20,
             rate: 2_000,
             clients: 8,
+            batch: 1,
             drain_secs: 30,
             baseline_blocks: 5,
             validators: 4,
@@ -129,7 +136,7 @@ impl Default for NetworkArgs {
 }
 
 pub const USAGE: &str = "usage: settle-bench network [--duration-secs S] [--rate TX_PER_S] \
-[--clients N] [--drain-secs S] [--baseline-blocks N] [--validators V] [--config TOML] \
+[--clients N] [--batch B] [--drain-secs S] [--baseline-blocks N] [--validators V] [--config TOML] \
 [--logs DIR]";
 
 /// Parses the options after `network`.
@@ -152,6 +159,7 @@ pub fn parse_args(argv: &[String]) -> Result<NetworkArgs, String> {
             }
             "--rate" => args.rate = positive(flag, value(flag)?)?,
             "--clients" => args.clients = to_usize(positive(flag, value(flag)?)?)?,
+            "--batch" => args.batch = to_usize(positive(flag, value(flag)?)?)?,
             "--drain-secs" => args.drain_secs = positive(flag, value(flag)?)?,
             "--baseline-blocks" => {
                 args.baseline_blocks = to_usize(positive(flag, value(flag)?)?)?;
@@ -162,6 +170,11 @@ pub fn parse_args(argv: &[String]) -> Result<NetworkArgs, String> {
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
+    }
+    if args.batch > MAX_RPC_BATCH {
+        return Err(format!(
+            "--batch must be at most {MAX_RPC_BATCH} (the node's JSON-RPC batch limit)"
+        ));
     }
     if args.duration_secs > MAX_DURATION_SECS {
         return Err(format!(
@@ -488,15 +501,20 @@ fn track(
 
 /// One client thread: every `stride`-th transaction from `first`, each at its slot of
 /// the schedule, to node `index % nodes`.
+#[allow(clippy::too_many_arguments)] // one client's share of the schedule, spelled out
 fn submit_share(
     clients: &[RpcClient],
     txs: &[Prepared],
     first: usize,
     stride: usize,
+    batch: usize,
     start: Instant,
     interval_ns: f64,
     end: Instant,
 ) -> ClientReport {
+    if batch > 1 {
+        return submit_share_batched(clients, txs, first, stride, batch, start, interval_ns, end);
+    }
     let mut report = ClientReport::default();
     for index in (first..txs.len()).step_by(stride) {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -535,6 +553,88 @@ fn submit_share(
             call_ms,
             accepted,
         });
+    }
+    report
+}
+
+/// [`submit_share`] with JSON-RPC batches of `batch` transactions, each sent when its
+/// last transaction is due, all sent to the node of its first.
+#[allow(clippy::too_many_arguments)]
+fn submit_share_batched(
+    clients: &[RpcClient],
+    txs: &[Prepared],
+    first: usize,
+    stride: usize,
+    batch: usize,
+    start: Instant,
+    interval_ns: f64,
+    end: Instant,
+) -> ClientReport {
+    let mut report = ClientReport::default();
+    let mine: Vec<usize> = (first..txs.len()).step_by(stride).collect();
+    for group in mine.chunks(batch) {
+        let last = *group.last().expect("chunks are not empty");
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let due = start + Duration::from_nanos((last as f64 * interval_ns) as u64);
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        let body: Vec<serde_json::Value> = group
+            .iter()
+            .map(|&index| {
+                serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "id": index,
+                    "method": "sendrawtransaction",
+                    "params": [txs[index].hex],
+                })
+            })
+            .collect();
+        let sent_at = Instant::now();
+        let client = &clients[group[0] % clients.len()];
+        let answer = client.post_raw(serde_json::to_vec(&body).expect("json"));
+        let call_ms = sent_at.elapsed().as_secs_f64() * 1000.0;
+        let replies: HashMap<u64, serde_json::Value> =
+            match answer.map_err(|e| e.to_string()).and_then(|(_, text)| {
+                serde_json::from_str::<Vec<serde_json::Value>>(&text).map_err(|e| e.to_string())
+            }) {
+                Ok(list) => list
+                    .into_iter()
+                    .filter_map(|r| r["id"].as_u64().map(|id| (id, r)))
+                    .collect(),
+                Err(e) => {
+                    *report.errors.entry("transport".into()).or_default() += group.len();
+                    if report.examples.len() < MAX_ERROR_EXAMPLES {
+                        report.examples.push(e);
+                    }
+                    HashMap::new()
+                }
+            };
+        for &index in group {
+            let reply = replies.get(&(index as u64));
+            let accepted = reply.is_some_and(|r| r.get("result").is_some_and(|v| !v.is_null()));
+            if let Some(error) = reply.and_then(|r| r.get("error")) {
+                let data = &error["data"];
+                let kind = match (data["reject_class"].as_str(), data["reject_code"].as_str()) {
+                    (Some(class), Some(code)) => format!("{class}/{code}"),
+                    _ => format!("rpc {}", error["code"]),
+                };
+                *report.errors.entry(kind).or_default() += 1;
+                if report.examples.len() < MAX_ERROR_EXAMPLES {
+                    report.examples.push(error.to_string());
+                }
+            }
+            report.sent.push(Sent {
+                index,
+                sent_at,
+                call_ms,
+                accepted,
+            });
+        }
     }
     report
 }
@@ -639,6 +739,7 @@ pub fn run(
                         txs,
                         first,
                         args.clients,
+                        args.batch,
                         load_start,
                         interval_ns,
                         load_deadline,
@@ -754,6 +855,7 @@ pub fn run(
         "offered_tx_per_sec": args.rate,
         "duration_secs": args.duration_secs,
         "clients": args.clients,
+        "batch": args.batch,
         "sigs_per_tx": 2,
         "finalized_tx_per_sec": sustained.round(),
         "finalized_tx_per_sec_overall": overall.round(),
@@ -790,4 +892,27 @@ pub fn run(
         "build_and_sign_secs": round1(sign_secs),
         "funding_secs": round1(fund_secs),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<NetworkArgs, String> {
+        parse_args(&args.iter().map(|s| (*s).to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn options_parse_and_bad_ones_are_named() {
+        let args = parse(&["--clients", "32", "--batch", "20", "--rate", "2500"]).expect("valid");
+        assert_eq!((args.clients, args.batch, args.rate), (32, 20, 2500));
+        assert_eq!(parse(&[]).expect("defaults").batch, 1);
+        let err = parse(&["--batch", "101"]).expect_err("over the node's batch limit");
+        assert!(err.contains("--batch"), "{err}");
+        let err = parse(&["--batch", "0"]).expect_err("zero");
+        assert!(err.contains("--batch"), "{err}");
+        let err = parse(&["--clients"]).expect_err("no value");
+        assert!(err.contains("--clients needs a value"), "{err}");
+        assert!(parse(&["--frobnicate"]).is_err());
+    }
 }
