@@ -499,33 +499,60 @@ fn track(
     }
 }
 
-/// One client thread: every `stride`-th transaction from `first`, each at its slot of
-/// the schedule, to node `index % nodes`.
-#[allow(clippy::too_many_arguments)] // one client's share of the schedule, spelled out
-fn submit_share(
-    clients: &[RpcClient],
-    txs: &[Prepared],
+impl ClientReport {
+    /// Counts `count` refusals of kind `kind`, keeping the first few messages.
+    fn error(&mut self, kind: String, example: String, count: usize) {
+        *self.errors.entry(kind).or_default() += count;
+        if self.examples.len() < MAX_ERROR_EXAMPLES {
+            self.examples.push(example);
+        }
+    }
+}
+
+/// One client's part of the schedule: every `stride`-th transaction from `first`, in
+/// calls of `batch`, the load phase running from `start` to `end`.
+#[derive(Clone, Copy, Debug)]
+struct Share {
     first: usize,
     stride: usize,
     batch: usize,
     start: Instant,
     interval_ns: f64,
     end: Instant,
-) -> ClientReport {
-    if batch > 1 {
-        return submit_share_batched(clients, txs, first, stride, batch, start, interval_ns, end);
+}
+
+impl Share {
+    /// This client's transactions, by index.
+    fn indices(&self, count: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
+        (self.first..count).step_by(self.stride)
     }
-    let mut report = ClientReport::default();
-    for index in (first..txs.len()).step_by(stride) {
+
+    /// Sleeps until the slot of transaction `index` on the schedule. `false` once the
+    /// load phase is over: a client behind schedule at its end sends nothing more.
+    fn wait_for(&self, index: usize) -> bool {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let due = start + Duration::from_nanos((index as f64 * interval_ns) as u64);
+        let due = self.start + Duration::from_nanos((index as f64 * self.interval_ns) as u64);
         let now = Instant::now();
-        if now >= end {
-            // Behind schedule at the end of the load phase: the rest is not sent.
-            break;
+        if now >= self.end {
+            return false;
         }
         if due > now {
             std::thread::sleep(due - now);
+        }
+        true
+    }
+}
+
+/// One client thread: its share of the transactions, each at its slot of the
+/// schedule, to node `index % nodes`.
+fn submit_share(clients: &[RpcClient], txs: &[Prepared], share: Share) -> ClientReport {
+    if share.batch > 1 {
+        return submit_share_batched(clients, txs, share);
+    }
+    let mut report = ClientReport::default();
+    for index in share.indices(txs.len()) {
+        if !share.wait_for(index) {
+            break;
         }
         let sent_at = Instant::now();
         let result = clients[index % clients.len()].send_raw_transaction_hex(&txs[index].hex);
@@ -540,10 +567,7 @@ fn submit_share(
                     },
                     None => "transport".to_string(),
                 };
-                *report.errors.entry(kind).or_default() += 1;
-                if report.examples.len() < MAX_ERROR_EXAMPLES {
-                    report.examples.push(e.to_string());
-                }
+                report.error(kind, e.to_string(), 1);
                 false
             }
         };
@@ -559,29 +583,13 @@ fn submit_share(
 
 /// [`submit_share`] with JSON-RPC batches of `batch` transactions, each sent when its
 /// last transaction is due, all sent to the node of its first.
-#[allow(clippy::too_many_arguments)]
-fn submit_share_batched(
-    clients: &[RpcClient],
-    txs: &[Prepared],
-    first: usize,
-    stride: usize,
-    batch: usize,
-    start: Instant,
-    interval_ns: f64,
-    end: Instant,
-) -> ClientReport {
+fn submit_share_batched(clients: &[RpcClient], txs: &[Prepared], share: Share) -> ClientReport {
     let mut report = ClientReport::default();
-    let mine: Vec<usize> = (first..txs.len()).step_by(stride).collect();
-    for group in mine.chunks(batch) {
+    let mine: Vec<usize> = share.indices(txs.len()).collect();
+    for group in mine.chunks(share.batch) {
         let last = *group.last().expect("chunks are not empty");
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let due = start + Duration::from_nanos((last as f64 * interval_ns) as u64);
-        let now = Instant::now();
-        if now >= end {
+        if !share.wait_for(last) {
             break;
-        }
-        if due > now {
-            std::thread::sleep(due - now);
         }
         let body: Vec<serde_json::Value> = group
             .iter()
@@ -607,10 +615,7 @@ fn submit_share_batched(
                     .filter_map(|r| r["id"].as_u64().map(|id| (id, r)))
                     .collect(),
                 Err(e) => {
-                    *report.errors.entry("transport".into()).or_default() += group.len();
-                    if report.examples.len() < MAX_ERROR_EXAMPLES {
-                        report.examples.push(e);
-                    }
+                    report.error("transport".into(), e, group.len());
                     HashMap::new()
                 }
             };
@@ -623,10 +628,7 @@ fn submit_share_batched(
                     (Some(class), Some(code)) => format!("{class}/{code}"),
                     _ => format!("rpc {}", error["code"]),
                 };
-                *report.errors.entry(kind).or_default() += 1;
-                if report.examples.len() < MAX_ERROR_EXAMPLES {
-                    report.examples.push(error.to_string());
-                }
+                report.error(kind, error.to_string(), 1);
             }
             report.sent.push(Sent {
                 index,
@@ -737,12 +739,14 @@ pub fn run(
                     submit_share(
                         clients,
                         txs,
-                        first,
-                        args.clients,
-                        args.batch,
-                        load_start,
-                        interval_ns,
-                        load_deadline,
+                        Share {
+                            first,
+                            stride: args.clients,
+                            batch: args.batch,
+                            start: load_start,
+                            interval_ns,
+                            end: load_deadline,
+                        },
                     )
                 })
             })
