@@ -130,6 +130,27 @@ pub fn run_settled(args: &[&str]) -> Output {
         .expect("settled runs")
 }
 
+/// Starts `settled` with `args`, its output appended to `log_path` and its log level
+/// from `SETTLED_TEST_LOG` (default `info`).
+fn spawn_settled<S: AsRef<std::ffi::OsStr>>(args: &[S], log_path: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .expect("log file");
+    Command::new(settled_bin())
+        .args(args)
+        .env(
+            "RUST_LOG",
+            std::env::var("SETTLED_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn settled")
+}
+
 /// The keys `settled init --dev` wrote.
 #[derive(Debug)]
 pub struct DevKeys {
@@ -198,28 +219,17 @@ impl TestNode {
         for attempt in 0..START_ATTEMPTS {
             self.rpc_port = free_port();
             self.starts += 1;
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.log_path)
-                .expect("log file");
-            let mut cmd = Command::new(settled_bin());
-            cmd.arg("--dev")
-                .arg("--datadir")
-                .arg(&self.datadir)
-                .arg("--rpc-port")
-                .arg(self.rpc_port.to_string())
-                .arg("--p2p-port")
-                .arg(free_port().to_string())
-                .args(&self.extra_args)
-                .env(
-                    "RUST_LOG",
-                    std::env::var("SETTLED_TEST_LOG").unwrap_or_else(|_| "info".into()),
-                )
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log handle"))
-                .stderr(log);
-            self.child = Some(cmd.spawn().expect("spawn settled"));
+            let mut args: Vec<String> = vec![
+                "--dev".into(),
+                "--datadir".into(),
+                self.datadir.to_str().expect("utf-8 path").into(),
+                "--rpc-port".into(),
+                self.rpc_port.to_string(),
+                "--p2p-port".into(),
+                free_port().to_string(),
+            ];
+            args.extend(self.extra_args.iter().cloned());
+            self.child = Some(spawn_settled(&args, &self.log_path));
             match self.wait_ready() {
                 Ok(()) => return,
                 Err(status) => {
@@ -620,22 +630,8 @@ impl NetNode {
 
     /// Spawns the process and waits for RPC; `Err` if it exited first.
     fn start_once(&mut self) -> Result<(), ExitStatus> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .expect("log file");
-        let mut cmd = Command::new(settled_bin());
-        cmd.arg("--datadir")
-            .arg(&self.datadir)
-            .env(
-                "RUST_LOG",
-                std::env::var("SETTLED_TEST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log);
-        self.child = Some(cmd.spawn().expect("spawn settled"));
+        let args = ["--datadir", self.datadir.to_str().expect("utf-8 path")];
+        self.child = Some(spawn_settled(&args, &self.log_path));
         let client = RpcClient::with_timeout(self.url(), Auth::cookie_in(&self.datadir), 2_000);
         let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
         loop {

@@ -18,4 +18,6 @@ pub mod rpc;
 pub mod rpc_lending;
 pub mod script_cache;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 pub mod verify;

@@ -404,9 +404,7 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use settle_assets::Amount;
-    use settle_assets::contract::{AssetClass, AssetContract};
-    use settle_assets::transaction::{Issuance, IssuanceKind, OutPoint, TxIn, TxOut, Witness};
+    use settle_assets::transaction::{OutPoint, TxIn};
     use settle_script::sighash::{PrecomputedTx, SighashType};
 
     struct Fixture {
@@ -444,47 +442,15 @@ mod tests {
     }
 
     fn issue(f: &Fixture, name: &str, units: u64) -> Transaction {
-        let contract = AssetContract {
-            class: AssetClass::Cash {
-                currency: "EUR".into(),
-            },
-            name: name.into(),
-            ticker: "NODE".into(),
-            precision: 2,
-            issuer: f.issuer.x_only_public_key().0.serialize(),
-            reissuable: false,
-        };
-        let issuance = Issuance {
-            kind: IssuanceKind::New {
-                contract: contract.to_canonical_bytes().expect("contract"),
-            },
-            amount: Amount::from_units(units).expect("amount"),
-            signature: None,
-        };
-        let asset = issuance.asset_id(&OutPoint::NULL);
-        let mut tx = Transaction {
-            version: 1,
-            inputs: vec![TxIn {
-                prevout: OutPoint::NULL,
-                sequence: u32::MAX,
-                issuance: Some(issuance),
-                witness: Witness::default(),
-            }],
-            outputs: vec![TxOut {
-                asset,
-                amount: Amount::from_units(units).expect("amount"),
-                script_pubkey: settle_script::p2k(&f.alice.x_only_public_key().0),
-            }],
-            lock_time: 0,
-            expiry_height: 0,
-        };
-        let spent = [TxOut::NONE];
-        let sig = {
-            let cache = PrecomputedTx::new(&tx, &spent, f.node.chain_id).expect("cache");
-            settle_script::sign_issuance(&cache, 0, &f.issuer).expect("sign")
-        };
-        tx.inputs[0].issuance.as_mut().expect("issuance").signature = Some(sig);
-        tx
+        crate::test_support::cash_issuance(
+            f.node.chain_id,
+            &f.issuer,
+            name,
+            "NODE",
+            false,
+            &f.alice,
+            units,
+        )
     }
 
     /// What consensus does on a one-validator chain: build, sign the precommit,

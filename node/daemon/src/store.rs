@@ -1281,9 +1281,7 @@ impl ChainView for PrefetchedView<'_> {
 mod tests {
     use super::*;
     use secp256k1::Keypair;
-    use settle_assets::Amount;
-    use settle_assets::contract::{AssetClass, AssetContract};
-    use settle_assets::transaction::{Issuance, IssuanceKind, TxIn, TxOut, Witness};
+    use settle_assets::transaction::{TxIn, TxOut};
     use settle_chain::{ChainSpec, CommitCertificate, build_block, sign_precommit};
     use settle_script::sighash::{PrecomputedTx, SighashType};
 
@@ -1312,47 +1310,15 @@ mod tests {
     }
 
     fn issue(c: &Chain, name: &str, to: &Keypair, units: u64) -> Transaction {
-        let contract = AssetContract {
-            class: AssetClass::Cash {
-                currency: "EUR".into(),
-            },
-            name: name.into(),
-            ticker: "TST".into(),
-            precision: 2,
-            issuer: c.issuer.x_only_public_key().0.serialize(),
-            reissuable: true,
-        };
-        let issuance = Issuance {
-            kind: IssuanceKind::New {
-                contract: contract.to_canonical_bytes().expect("contract"),
-            },
-            amount: Amount::from_units(units).expect("amount"),
-            signature: None,
-        };
-        let asset = issuance.asset_id(&OutPoint::NULL);
-        let mut tx = Transaction {
-            version: 1,
-            inputs: vec![TxIn {
-                prevout: OutPoint::NULL,
-                sequence: u32::MAX,
-                issuance: Some(issuance),
-                witness: Witness::default(),
-            }],
-            outputs: vec![TxOut {
-                asset,
-                amount: Amount::from_units(units).expect("amount"),
-                script_pubkey: settle_script::p2k(&to.x_only_public_key().0),
-            }],
-            lock_time: 0,
-            expiry_height: 0,
-        };
-        let spent = [TxOut::NONE];
-        let sig = {
-            let cache = PrecomputedTx::new(&tx, &spent, c.genesis.chain_id).expect("cache");
-            settle_script::sign_issuance(&cache, 0, &c.issuer).expect("sign")
-        };
-        tx.inputs[0].issuance.as_mut().expect("issuance").signature = Some(sig);
-        tx
+        crate::test_support::cash_issuance(
+            c.genesis.chain_id,
+            &c.issuer,
+            name,
+            "TST",
+            true,
+            to,
+            units,
+        )
     }
 
     fn transfer(c: &Chain, from: &Transaction, key: &Keypair, to: &Keypair) -> Transaction {

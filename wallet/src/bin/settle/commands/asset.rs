@@ -17,7 +17,9 @@ use zeroize::Zeroizing;
 
 use crate::Report;
 use crate::cli::{AssetCmd, IssueArgs, IssueClass};
-use crate::commands::{broadcast, change_address, flows, maybe_wait, receive_address, status_text};
+use crate::commands::{
+    broadcast, change_address, flows, maybe_wait, receive_address, sign_built, status_text,
+};
 use crate::ctx::{Assets, Ctx, Open, parse_address};
 use crate::error::{CliError, Result, kind};
 use crate::sync;
@@ -400,12 +402,7 @@ fn burn(ctx: &Ctx, amount: &str, asset: &str, wait: bool) -> Result<Report> {
         BuildOptions::default(),
     )
     .map_err(|e| assets.build_error(e, ""))?;
-    let mut pst = built.to_pst(state.chain_id, state.network)?;
-    pst.sign_with_wallet(&keys, SighashType::All)?;
-    pst.finalize()?;
-    let tx = pst.extract()?;
-    let spent: Vec<_> = built.coins.iter().map(|c| c.txout.clone()).collect();
-    let f = flows(&tx, &spent, &live.watch);
+    let (tx, f) = sign_built(&built, &state, &keys, &live.watch)?;
     open.state = state;
     let txid = broadcast(ctx, &mut open, &tx, f, "burn")?;
     open.save()?;

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use settle_assets::{AssetId, Transaction, TxOut, Txid};
 use settle_rpc::ClientError;
-use settle_wallet::coins::ChangeAddress;
+use settle_script::SighashType;
+use settle_wallet::coins::{BuiltTx, ChangeAddress};
 use settle_wallet::keys::WalletKeys;
 use settle_wallet::scan::{self, Watch};
 use settle_wallet::state::{AssetFlow, WalletState};
@@ -97,6 +98,23 @@ pub fn describe_flows(assets: &Assets, flows: &[AssetFlow]) -> (Value, String) {
         parts.join(", ")
     };
     (Value::Array(json_list), text)
+}
+
+/// Signs every input of a payment the wallet built (SIGHASH_ALL), finalizes it, and
+/// returns the transaction with what it does to the wallet's balances.
+pub fn sign_built(
+    built: &BuiltTx,
+    state: &WalletState,
+    keys: &WalletKeys,
+    watch: &Watch,
+) -> Result<(Transaction, Vec<AssetFlow>)> {
+    let mut pst = built.to_pst(state.chain_id, state.network)?;
+    pst.sign_with_wallet(keys, SighashType::All)?;
+    pst.finalize()?;
+    let tx = pst.extract()?;
+    let spent: Vec<TxOut> = built.coins.iter().map(|c| c.txout.clone()).collect();
+    let f = flows(&tx, &spent, watch);
+    Ok((tx, f))
 }
 
 /// Sends `tx` to the node and records it in the wallet's history as waiting. Rejections

@@ -13,7 +13,9 @@ use settle_wallet::state::{MAX_OFFER_RECORDS, OfferRecord};
 
 use crate::Report;
 use crate::cli::OfferCmd;
-use crate::commands::{broadcast, change_address, flows, maybe_wait, receive_address, status_text};
+use crate::commands::{
+    broadcast, change_address, flows, maybe_wait, receive_address, sign_built, status_text,
+};
 use crate::ctx::{Assets, Ctx, check_pst_chain, read_pst, write_pst};
 use crate::error::{CliError, Result, kind};
 use crate::sync;
@@ -138,12 +140,7 @@ fn create(
                 BuildOptions::default(),
             )
             .map_err(|e| assets.build_error(e, ""))?;
-            let mut pst = built.to_pst(state.chain_id, state.network)?;
-            pst.sign_with_wallet(&keys, SighashType::All)?;
-            pst.finalize()?;
-            let tx = pst.extract()?;
-            let spent: Vec<_> = built.coins.iter().map(|c| c.txout.clone()).collect();
-            let f = flows(&tx, &spent, &live.watch);
+            let (tx, f) = sign_built(&built, &state, &keys, &live.watch)?;
             open.state = state;
             let txid = broadcast(ctx, &mut open, &tx, f, "split a coin for an offer")?;
             split_txid = Some(txid);

@@ -4,14 +4,15 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use settle_assets::AssetId;
-use settle_script::SighashType;
 use settle_wallet::coins::{BuildOptions, Payment, build_payment};
 use settle_wallet::scan::Owner;
 use settle_wallet::state::WalletState;
 
 use crate::Report;
 use crate::cli::{HistoryArgs, SendArgs};
-use crate::commands::{broadcast, change_address, describe_flows, flows, maybe_wait, status_text};
+use crate::commands::{
+    broadcast, change_address, describe_flows, maybe_wait, sign_built, status_text,
+};
 use crate::ctx::{Assets, Ctx, parse_address};
 use crate::error::Result;
 use crate::sync::{self, Live};
@@ -169,12 +170,7 @@ pub fn send(ctx: &Ctx, args: SendArgs) -> Result<Report> {
         BuildOptions::default(),
     )
     .map_err(|e| assets.build_error(e, &note))?;
-    let mut pst = built.to_pst(state.chain_id, state.network)?;
-    pst.sign_with_wallet(&keys, SighashType::All)?;
-    pst.finalize()?;
-    let tx = pst.extract()?;
-    let spent: Vec<_> = built.coins.iter().map(|c| c.txout.clone()).collect();
-    let f = flows(&tx, &spent, &live.watch);
+    let (tx, f) = sign_built(&built, &state, &keys, &live.watch)?;
     open.state = state;
     let txid = broadcast(ctx, &mut open, &tx, f.clone(), "send")?;
     open.save()?;
