@@ -1,0 +1,3 @@
+#![no_main]
+//! `cargo fuzz run --features libfuzzer rpc` (see fuzz/README.md).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| settle_fuzz::rpc(data));
