@@ -10,9 +10,12 @@ pub mod descriptor;
 pub mod keys;
 pub mod lending;
 pub mod offer;
+pub mod policy;
 pub mod pst;
 pub mod scan;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+mod attacks;
 #[cfg(test)]
 mod test_support;

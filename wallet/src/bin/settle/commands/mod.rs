@@ -7,6 +7,7 @@ pub mod multisig;
 pub mod offer;
 pub mod pay;
 pub mod pst;
+pub mod show;
 pub mod wallet;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use settle_rpc::ClientError;
 use settle_script::SighashType;
 use settle_wallet::coins::{BuiltTx, ChangeAddress};
 use settle_wallet::keys::WalletKeys;
+use settle_wallet::policy::{self, SigningPolicy};
 use settle_wallet::scan::{self, Watch};
 use settle_wallet::state::{AssetFlow, WalletState};
 
@@ -109,7 +111,11 @@ pub fn sign_built(
     watch: &Watch,
 ) -> Result<(Transaction, Vec<AssetFlow>)> {
     let mut pst = built.to_pst(state.chain_id, state.network)?;
-    pst.sign_with_wallet(keys, SighashType::All)?;
+    let mut rules = SigningPolicy::new();
+    for c in &built.coins {
+        rules = rules.with_coin(c.outpoint, c.txout.clone(), SighashType::All);
+    }
+    policy::sign(&mut pst, Some(keys), &[], &rules)?;
     pst.finalize()?;
     let tx = pst.extract()?;
     let spent: Vec<TxOut> = built.coins.iter().map(|c| c.txout.clone()).collect();
