@@ -92,7 +92,9 @@ impl Desk {
         assert_eq!(accepted["step"], "accepted");
         let cosigned = self.lender.ok(&["lend", "cosign", "--yes", file]);
         assert_eq!(cosigned["step"], "cosigned");
-        let done = self.borrower.ok(&["lend", "accept", "--yes", file, "--wait"]);
+        let done = self
+            .borrower
+            .ok(&["lend", "accept", "--yes", file, "--wait"]);
         assert_eq!(done["step"], "completed");
         assert_eq!(done["position"], position.as_str());
         (position, borrower_address)

@@ -86,7 +86,13 @@ fn dvp_between_two_wallets_settles_both_legs_at_once() {
     assert_eq!(eur["amount"], "5,000.00");
     assert_eq!(eur["reserved_for_offers"], "1,000.00");
 
-    let taken = bob.ok(&["offer", "take", "--yes", offer.to_str().expect("utf-8"), "--wait"]);
+    let taken = bob.ok(&[
+        "offer",
+        "take",
+        "--yes",
+        offer.to_str().expect("utf-8"),
+        "--wait",
+    ]);
     let txid: settle_assets::Txid = taken["txid"].as_str().expect("txid").parse().expect("txid");
     let confirmed = m.node.wait_confirmed(&txid);
     assert!(confirmed > 0);
@@ -259,7 +265,15 @@ fn edited_completions_are_rejected_by_the_node_with_the_reason() {
     // Bob completes the offer but keeps it: a finalized PST, valid as it stands.
     let done_path = bob.file("done.pst");
     let done_path = done_path.to_str().expect("utf-8");
-    bob.ok(&["offer", "take", "--yes", offer, "--no-broadcast", "--out", done_path]);
+    bob.ok(&[
+        "offer",
+        "take",
+        "--yes",
+        offer,
+        "--no-broadcast",
+        "--out",
+        done_path,
+    ]);
     let done = Pst::from_base64(&std::fs::read_to_string(done_path).expect("read")).expect("pst");
     let honest = done.extract().expect("the honest completion is valid");
     let client = m.node.client();

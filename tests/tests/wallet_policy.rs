@@ -42,10 +42,24 @@ fn pst_sign_shows_and_asks_and_keeps_sighash_to_named_inputs() {
     let node = TestNode::start_dev();
     let (cb, _csd, _eur, _bond) = issuers(&node, "10,000.00", "1");
     let (a, b) = (Wallet::create(&node, "a"), Wallet::create(&node, "b"));
-    let key = |w: &Wallet| w.ok(&["multisig", "key"])["key"].as_str().expect("k").to_owned();
+    let key = |w: &Wallet| {
+        w.ok(&["multisig", "key"])["key"]
+            .as_str()
+            .expect("k")
+            .to_owned()
+    };
     let (ka, kb) = (key(&a), key(&b));
     let made = a.ok(&[
-        "multisig", "create", "--threshold", "2", "--key", &ka, "--key", &kb, "--name", "m",
+        "multisig",
+        "create",
+        "--threshold",
+        "2",
+        "--key",
+        &ka,
+        "--key",
+        &kb,
+        "--name",
+        "m",
     ]);
     let address = made["address"].as_str().expect("address").to_owned();
     let descriptor = made["descriptor"].as_str().expect("descriptor").to_owned();
@@ -59,11 +73,17 @@ fn pst_sign_shows_and_asks_and_keeps_sighash_to_named_inputs() {
     let p = a.file("spend.pst");
     let p = p.to_str().expect("utf-8");
     let a_addr = a.address();
-    a.ok(&["multisig", "spend", "m", "100.00", "EUR", &a_addr, "--out", p]);
+    a.ok(&[
+        "multisig", "spend", "m", "100.00", "EUR", &a_addr, "--out", p,
+    ]);
     let honest = read(p);
     let (outpoint, txout) = coin_at(&node, &b_own);
     // A's signature (ALL) would forbid the edit: the attacker rebuilds it unsigned.
-    let spent = honest.inputs().iter().map(|x| x.spent_output.clone()).collect();
+    let spent = honest
+        .inputs()
+        .iter()
+        .map(|x| x.spent_output.clone())
+        .collect();
     let mut evil = Pst::create(
         honest.unsigned_tx().clone(),
         spent,
@@ -94,24 +114,56 @@ fn pst_sign_shows_and_asks_and_keeps_sighash_to_named_inputs() {
     assert_eq!(kind, "not_confirmed", "{message}");
     // The multisig coin (100.00, B watches it) and B's own 900.00 both go to A.
     assert!(message.contains("-1,000.00 EUR"), "{message}");
-    assert!(message.contains(&format!("signs input {i}: your coin {outpoint}")), "{message}");
-    assert!(read(e).inputs().iter().all(|x| x.partial_sigs.is_empty()), "nothing written");
+    assert!(
+        message.contains(&format!("signs input {i}: your coin {outpoint}")),
+        "{message}"
+    );
+    assert!(
+        read(e).inputs().iter().all(|x| x.partial_sigs.is_empty()),
+        "nothing written"
+    );
 
     // pst analyze names parties by address, marks B's own, and says what sign would do.
     let shown = b.run(&["pst", "analyze", e]);
     assert!(shown.ok, "{}", shown.stderr);
-    assert!(shown.stdout.contains(&format!("{b_own} (this wallet)")), "{}", shown.stdout);
-    assert!(shown.stdout.contains("settle pst sign would sign input(s)"), "{}", shown.stdout);
+    assert!(
+        shown.stdout.contains(&format!("{b_own} (this wallet)")),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains("settle pst sign would sign input(s)"),
+        "{}",
+        shown.stdout
+    );
 
     // A sighash other than ALL only for inputs named, NONE only with the loud flag.
     let (kind, message) = b.fails(&["pst", "sign", "--yes", "--sighash", "NONE", p]);
     assert_eq!(kind, "usage", "{message}");
-    let (kind, message) =
-        b.fails(&["pst", "sign", "--yes", "--sighash", "NONE", "--input", "0", p]);
+    let (kind, message) = b.fails(&[
+        "pst",
+        "sign",
+        "--yes",
+        "--sighash",
+        "NONE",
+        "--input",
+        "0",
+        p,
+    ]);
     assert_eq!(kind, "refused", "{message}");
-    assert!(message.contains("input 0") && message.contains("NONE"), "{message}");
+    assert!(
+        message.contains("input 0") && message.contains("NONE"),
+        "{message}"
+    );
     let signed = b.ok(&[
-        "pst", "sign", "--yes", "--sighash", "SINGLE", "--input", "0", p,
+        "pst",
+        "sign",
+        "--yes",
+        "--sighash",
+        "SINGLE",
+        "--input",
+        "0",
+        p,
     ]);
     assert_eq!(signed["signed"][0]["sighash"], "SINGLE", "{signed}");
 }
@@ -122,24 +174,51 @@ fn a_second_eur_is_shown_apart_and_never_picked_by_ticker() {
     let (cb, csd, eur, _bond) = issuers(&node, "10,000.00", "1000");
     // The CSD, authorised for securities, issues a "security" with the ticker EUR.
     let fake = csd.ok(&[
-        "asset", "issue", "--class", "security", "--isin", "US0231351067", "--name",
-        "Euro", "--ticker", "EUR", "--amount", "100000", "--wait",
+        "asset",
+        "issue",
+        "--class",
+        "security",
+        "--isin",
+        "US0231351067",
+        "--name",
+        "Euro",
+        "--ticker",
+        "EUR",
+        "--amount",
+        "100000",
+        "--wait",
     ]);
     let fake = fake["asset"].as_str().expect("asset").to_owned();
     let (kind, message) = cb.fails(&["send", "1.00", "EUR", &csd.address()]);
     assert_eq!(kind, "unknown_asset", "{message}");
-    assert!(message.contains(&eur) && message.contains(&fake), "{message}");
+    assert!(
+        message.contains(&eur) && message.contains(&fake),
+        "{message}"
+    );
     assert!(message.contains("asset id"), "{message}");
 
     // An offer of the fake EUR: `offer show` says what it is and warns.
     let alice = Wallet::create(&node, "alice");
     let o = csd.file("fake.pst");
     let o = o.to_str().expect("utf-8");
-    csd.ok(&["offer", "create", "--give", &format!("1000 {fake}"), "--want", &format!("10.00 {eur}"), "--out", o]);
+    csd.ok(&[
+        "offer",
+        "create",
+        "--give",
+        &format!("1000 {fake}"),
+        "--want",
+        &format!("10.00 {eur}"),
+        "--out",
+        o,
+    ]);
     let shown = alice.run(&["offer", "show", o]);
     assert!(shown.ok, "{}", shown.stderr);
     assert!(shown.stdout.contains("EUR [security"), "{}", shown.stdout);
-    assert!(shown.stdout.contains("shared or imitated"), "{}", shown.stdout);
+    assert!(
+        shown.stdout.contains("shared or imitated"),
+        "{}",
+        shown.stdout
+    );
     assert!(shown.stdout.contains(&fake[..12]), "{}", shown.stdout);
 
     // Pinning the real EUR marks it trusted wherever it is shown.
@@ -171,9 +250,24 @@ fn a_lender_does_not_cosign_terms_the_borrower_rewrote() {
     let file = file.to_str().expect("utf-8");
     let borrower = d.borrower.address();
     d.lender.ok(&[
-        "lend", "propose", "--borrower", &borrower, "--security", "BOND", "--quantity", "10",
-        "--collateral", "1,000.00 EUR", "--fee", "5.00 EUR", "--maturity-in", "20",
-        "--settle-within", "5", "--out", file,
+        "lend",
+        "propose",
+        "--borrower",
+        &borrower,
+        "--security",
+        "BOND",
+        "--quantity",
+        "10",
+        "--collateral",
+        "1,000.00 EUR",
+        "--fee",
+        "5.00 EUR",
+        "--maturity-in",
+        "20",
+        "--settle-within",
+        "5",
+        "--out",
+        file,
     ]);
     let proposal = read(file);
     d.borrower.ok(&["lend", "accept", file]);
@@ -187,7 +281,12 @@ fn a_lender_does_not_cosign_terms_the_borrower_rewrote() {
         ..opening.terms.clone()
     };
     let issuer = settle_assets::AssetContract::from_canonical_bytes(
-        match &proposal.unsigned_tx().inputs[0].issuance.as_ref().expect("issuance").kind {
+        match &proposal.unsigned_tx().inputs[0]
+            .issuance
+            .as_ref()
+            .expect("issuance")
+            .kind
+        {
             settle_assets::IssuanceKind::New { contract } => contract,
             settle_assets::IssuanceKind::Reissue { .. } => unreachable!("a new position"),
         },
@@ -196,7 +295,13 @@ fn a_lender_does_not_cosign_terms_the_borrower_rewrote() {
     .issuer;
     let lender_coins = coins_of(&proposal, 0);
     let spare = ChangeAddress {
-        script_pubkey: proposal.unsigned_tx().outputs.last().expect("o").script_pubkey.clone(),
+        script_pubkey: proposal
+            .unsigned_tx()
+            .outputs
+            .last()
+            .expect("o")
+            .script_pubkey
+            .clone(),
         origin: None,
     };
     let (forged, _) = lend::propose(
@@ -210,7 +315,13 @@ fn a_lender_does_not_cosign_terms_the_borrower_rewrote() {
     .expect("forged proposal");
     let borrower_coins = coins_of(&accepted, proposal.inputs().len());
     let back = ChangeAddress {
-        script_pubkey: accepted.unsigned_tx().outputs.last().expect("o").script_pubkey.clone(),
+        script_pubkey: accepted
+            .unsigned_tx()
+            .outputs
+            .last()
+            .expect("o")
+            .script_pubkey
+            .clone(),
         origin: None,
     };
     let (forged, _) = lend::accept(&forged, &borrower_coins, || Ok(back.clone())).expect("accept");
@@ -218,7 +329,12 @@ fn a_lender_does_not_cosign_terms_the_borrower_rewrote() {
     let (kind, message) = d.lender.fails(&["lend", "cosign", "--yes", file]);
     assert_eq!(kind, "lending", "{message}");
     assert!(message.contains("collateral amount differs"), "{message}");
-    assert!(read(file).inputs().iter().all(|x| x.partial_sigs.is_empty()));
+    assert!(
+        read(file)
+            .inputs()
+            .iter()
+            .all(|x| x.partial_sigs.is_empty())
+    );
 
     // The honest file: without --yes the lender is shown the terms and its flows first.
     write(file, &accepted);

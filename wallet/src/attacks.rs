@@ -110,8 +110,7 @@ impl Loan {
             .iter()
             .map(|i| i.prevout)
             .collect();
-        let a =
-            lending::opening_agreement(LoanStep::BorrowerAccepted, &acc, &o, mine).expect("a");
+        let a = lending::opening_agreement(LoanStep::BorrowerAccepted, &acc, &o, mine).expect("a");
         (acc, a)
     }
 
@@ -139,9 +138,18 @@ impl Loan {
 
 /// Adds the escrow coin of `done` as an input (its script, and a key origin for `key`,
 /// as the attacker can guess it) and an output paying its collateral to `to`.
-fn add_escrow_theft(pst: &mut Pst, done: &Completed, opening: &Opening, key: &DerivedKey, to: Vec<u8>) -> usize {
+fn add_escrow_theft(
+    pst: &mut Pst,
+    done: &Completed,
+    opening: &Opening,
+    key: &DerivedKey,
+    to: Vec<u8>,
+) -> usize {
     let i = pst
-        .add_input(TxIn::spending(done.escrow), Some(done.escrow_output.clone()))
+        .add_input(
+            TxIn::spending(done.escrow),
+            Some(done.escrow_output.clone()),
+        )
         .expect("add input");
     pst.set_witness_script(i, opening.escrow().script.clone())
         .expect("script");
@@ -175,7 +183,10 @@ fn cosigning_an_opening_does_not_sign_another_loans_escrow() {
     // Without the key origin: the loan key in the escrow script is still refused.
     let (mut acc, _) = l.accept(&p, 11);
     let i = acc
-        .add_input(TxIn::spending(done.escrow), Some(done.escrow_output.clone()))
+        .add_input(
+            TxIn::spending(done.escrow),
+            Some(done.escrow_output.clone()),
+        )
         .expect("input");
     acc.set_witness_script(i, first.escrow().script.clone())
         .expect("script");
@@ -222,7 +233,13 @@ fn completing_an_opening_does_not_sign_another_loans_escrow() {
     evil.unknown.insert(lending::PRESIG_KEY.to_vec(), presig);
     let r = lending::complete_opening(&evil, &ba, &l.borrower, &ours(&l.borrower));
     assert!(
-        matches!(&r, Err(LendError::NotAgreed { field: "transaction", .. })),
+        matches!(
+            &r,
+            Err(LendError::NotAgreed {
+                field: "transaction",
+                ..
+            })
+        ),
         "{r:?}"
     );
     // Even with an agreement that does not pin the transaction, the policy refuses.
@@ -336,7 +353,14 @@ fn a_margin_release_below_the_agreed_collateral_needs_the_flag() {
     )
     .expect("release");
     let cosign = |allow| {
-        lending::cosign_margin(&p, &l.terms, &l.lender, &l.lender_key.key, &ours(&l.lender), allow)
+        lending::cosign_margin(
+            &p,
+            &l.terms,
+            &l.lender,
+            &l.lender_key.key,
+            &ours(&l.lender),
+            allow,
+        )
     };
     assert_eq!(
         cosign(false).map(|_| ()),
@@ -357,7 +381,10 @@ fn a_multisig_pst_cannot_smuggle_in_a_single_key_coin() {
     let mine = coin(&me, 1, 41, EUR, 900);
     let tx = Transaction {
         version: TX_VERSION,
-        inputs: vec![TxIn::spending(named.outpoint), TxIn::spending(mine.outpoint)],
+        inputs: vec![
+            TxIn::spending(named.outpoint),
+            TxIn::spending(mine.outpoint),
+        ],
         outputs: vec![TxOut {
             asset: EUR,
             amount: Amount::from_units(1_000).expect("a"),
@@ -396,8 +423,22 @@ fn a_multisig_pst_cannot_smuggle_in_a_single_key_coin() {
     ));
     let signed = policy::sign(&mut p, Some(&me), &[], &none.allow_sighash_none()).expect("sign");
     assert_eq!(signed.len(), 2);
-    assert_eq!(p.inputs()[0].partial_sigs.values().next().map(|s| s.hash_type), Some(SighashType::None));
-    assert_eq!(p.inputs()[1].partial_sigs.values().next().map(|s| s.hash_type), Some(SighashType::All));
+    assert_eq!(
+        p.inputs()[0]
+            .partial_sigs
+            .values()
+            .next()
+            .map(|s| s.hash_type),
+        Some(SighashType::None)
+    );
+    assert_eq!(
+        p.inputs()[1]
+            .partial_sigs
+            .values()
+            .next()
+            .map(|s| s.hash_type),
+        Some(SighashType::All)
+    );
 }
 
 #[test]

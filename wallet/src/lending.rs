@@ -19,7 +19,6 @@
 
 use std::collections::BTreeMap;
 
-
 use secp256k1::XOnlyPublicKey;
 use settle_assets::transaction::TX_VERSION;
 use settle_assets::{
@@ -281,13 +280,16 @@ pub fn read_opening(pst: &Pst) -> Result<Opening, LendError> {
 
 /// The canonical bytes of the lending-position contract an opening PST issues.
 fn opening_contract(pst: &Pst) -> Option<Vec<u8>> {
-    pst.unsigned_tx().inputs.iter().find_map(|i| match &i.issuance.as_ref()?.kind {
-        IssuanceKind::New { contract } => {
-            let c = AssetContract::from_canonical_bytes(contract).ok()?;
-            matches!(c.class, AssetClass::LendingPosition(_)).then(|| contract.clone())
-        }
-        IssuanceKind::Reissue { .. } => None,
-    })
+    pst.unsigned_tx()
+        .inputs
+        .iter()
+        .find_map(|i| match &i.issuance.as_ref()?.kind {
+            IssuanceKind::New { contract } => {
+                let c = AssetContract::from_canonical_bytes(contract).ok()?;
+                matches!(c.class, AssetClass::LendingPosition(_)).then(|| contract.clone())
+            }
+            IssuanceKind::Reissue { .. } => None,
+        })
 }
 
 /// What this wallet agrees to at an opening step (`LenderProposed` after `propose`,
@@ -339,20 +341,60 @@ pub fn compare_terms(agreed: &LendingTerms, found: &LendingTerms) -> Result<(), 
     let key = hex::encode;
     let (a, f) = (agreed, found);
     differs("isin", a.isin.clone(), f.isin.clone())?;
-    differs("security asset", a.security_asset.to_string(), f.security_asset.to_string())?;
+    differs(
+        "security asset",
+        a.security_asset.to_string(),
+        f.security_asset.to_string(),
+    )?;
     differs("quantity", a.quantity.to_string(), f.quantity.to_string())?;
     differs("lender key", key(a.lender), key(f.lender))?;
     differs("borrower key", key(a.borrower), key(f.borrower))?;
-    differs("collateral asset", a.collateral_asset.to_string(), f.collateral_asset.to_string())?;
-    differs("collateral amount", a.collateral_amount.to_string(), f.collateral_amount.to_string())?;
-    differs("fee asset", a.fee_asset.to_string(), f.fee_asset.to_string())?;
+    differs(
+        "collateral asset",
+        a.collateral_asset.to_string(),
+        f.collateral_asset.to_string(),
+    )?;
+    differs(
+        "collateral amount",
+        a.collateral_amount.to_string(),
+        f.collateral_amount.to_string(),
+    )?;
+    differs(
+        "fee asset",
+        a.fee_asset.to_string(),
+        f.fee_asset.to_string(),
+    )?;
     differs("fee", a.fee.to_string(), f.fee.to_string())?;
-    differs("interest rate (bps)", a.interest_rate_bps.to_string(), f.interest_rate_bps.to_string())?;
-    differs("settlement height", a.settlement_height.to_string(), f.settlement_height.to_string())?;
-    differs("maturity height", a.maturity_height.to_string(), f.maturity_height.to_string())?;
-    differs("grace period", a.grace_period_blocks.to_string(), f.grace_period_blocks.to_string())?;
-    differs("negotiator", format!("{:?}", a.negotiator), format!("{:?}", f.negotiator))?;
-    differs("lender player", format!("{:?}", a.lender_player), format!("{:?}", f.lender_player))
+    differs(
+        "interest rate (bps)",
+        a.interest_rate_bps.to_string(),
+        f.interest_rate_bps.to_string(),
+    )?;
+    differs(
+        "settlement height",
+        a.settlement_height.to_string(),
+        f.settlement_height.to_string(),
+    )?;
+    differs(
+        "maturity height",
+        a.maturity_height.to_string(),
+        f.maturity_height.to_string(),
+    )?;
+    differs(
+        "grace period",
+        a.grace_period_blocks.to_string(),
+        f.grace_period_blocks.to_string(),
+    )?;
+    differs(
+        "negotiator",
+        format!("{:?}", a.negotiator),
+        format!("{:?}", f.negotiator),
+    )?;
+    differs(
+        "lender player",
+        format!("{:?}", a.lender_player),
+        format!("{:?}", f.lender_player),
+    )
 }
 
 fn position_terms(contract: &[u8], what: &str) -> Result<(AssetContract, LendingTerms), LendError> {
@@ -363,7 +405,9 @@ fn position_terms(contract: &[u8], what: &str) -> Result<(AssetContract, Lending
             let t = (**t).clone();
             Ok((c, t))
         }
-        _ => Err(LendError::NotAnOpening(format!("{what} contract is not a lending position"))),
+        _ => Err(LendError::NotAnOpening(format!(
+            "{what} contract is not a lending position"
+        ))),
     }
 }
 
@@ -380,11 +424,23 @@ pub fn check_agreement(agreed: &LoanAgreement, pst: &Pst) -> Result<(), LendErro
         let (ac, at) = position_terms(&agreed.contract, "the agreed")?;
         let (fc, ft) = position_terms(&found, "the pst's")?;
         compare_terms(&at, &ft)?;
-        differs("position issuer", hex::encode(ac.issuer), hex::encode(fc.issuer))?;
+        differs(
+            "position issuer",
+            hex::encode(ac.issuer),
+            hex::encode(fc.issuer),
+        )?;
         let hash = |b: &[u8]| hex::encode(bitcoin_hashes::sha256::Hash::hash(b).to_byte_array());
-        differs("position contract hash", hash(&agreed.contract), hash(&found))?;
+        differs(
+            "position contract hash",
+            hash(&agreed.contract),
+            hash(&found),
+        )?;
         let opening = read_opening(pst)?;
-        differs("position asset", agreed.position.to_string(), opening.position().to_string())?;
+        differs(
+            "position asset",
+            agreed.position.to_string(),
+            opening.position().to_string(),
+        )?;
     }
     let present: Vec<OutPoint> = pst.unsigned_tx().inputs.iter().map(|i| i.prevout).collect();
     if let Some(missing) = agreed.inputs.iter().find(|o| !present.contains(o)) {
@@ -1088,7 +1144,12 @@ mod tests {
             LoanStep::LenderProposed,
             &proposal,
             &opening,
-            proposal.unsigned_tx().inputs.iter().map(|i| i.prevout).collect(),
+            proposal
+                .unsigned_tx()
+                .inputs
+                .iter()
+                .map(|i| i.prevout)
+                .collect(),
         )
         .expect("agreement");
         // Too early for the lender to co-sign.

@@ -5,6 +5,8 @@
 //! node. The CLI (`settle`) sits on top and talks to a node through the RPC types.
 //! The normative text is `spec/wallet.md` and `spec/pst.md`.
 
+#[cfg(test)]
+mod attacks;
 pub mod coins;
 pub mod descriptor;
 pub mod keys;
@@ -15,7 +17,5 @@ pub mod pst;
 pub mod scan;
 pub mod state;
 pub mod store;
-#[cfg(test)]
-mod attacks;
 #[cfg(test)]
 mod test_support;

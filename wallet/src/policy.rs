@@ -173,7 +173,11 @@ impl Signer<'_> {
 }
 
 /// Refuses the PST when an input breaks the policy (see [`sign`]).
-fn check(pst: &Pst, asked: &[Vec<(XOnly, Signer<'_>)>], policy: &SigningPolicy) -> Result<(), PolicyError> {
+fn check(
+    pst: &Pst,
+    asked: &[Vec<(XOnly, Signer<'_>)>],
+    policy: &SigningPolicy,
+) -> Result<(), PolicyError> {
     for (i, txin) in pst.unsigned_tx().inputs.iter().enumerate() {
         let outpoint = txin.prevout;
         let Some(allowed) = policy.inputs.get(&outpoint).filter(|_| !outpoint.is_null()) else {

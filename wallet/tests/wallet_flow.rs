@@ -98,12 +98,10 @@ fn wallet_pays_from_an_encrypted_file() {
     let analysis = pst.analyze();
     let cash = &analysis.assets[0];
     // The party is bob's address; "bob" is only the label the PST claims.
-    let bob_address = Address::from_script_pubkey(
-        state.network,
-        &settle_script::p2k(&bob.x_only()),
-    )
-    .expect("address")
-    .to_string();
+    let bob_address =
+        Address::from_script_pubkey(state.network, &settle_script::p2k(&bob.x_only()))
+            .expect("address")
+            .to_string();
     assert!(
         cash.parties
             .iter()

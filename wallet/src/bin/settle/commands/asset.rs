@@ -523,7 +523,11 @@ fn trust(ctx: &Ctx, asset: &str, pin: bool) -> Result<Report> {
         format!(
             "{} {}",
             view.ident(&id),
-            if pin { "is now trusted" } else { "is no longer trusted" }
+            if pin {
+                "is now trusted"
+            } else {
+                "is no longer trusted"
+            }
         ),
     ))
 }

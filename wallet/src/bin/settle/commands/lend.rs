@@ -758,8 +758,7 @@ fn cosign(
         .ok_or(LendError::NotOurKey { role: "lender" })?;
     let issuer = position_issuer(ctx, open.state.network, issuer_key)?;
     let agreed = agreement(&open, LoanStep::LenderProposed, &opening.position(), &pst)?;
-    let (signed, opening) =
-        lend::cosign_opening(&pst, agreed, &open.keys, &key, &issuer, &ours)?;
+    let (signed, opening) = lend::cosign_opening(&pst, agreed, &open.keys, &key, &issuer, &ours)?;
     let f = flows(pst.unsigned_tx(), &lend::spent_outputs(&pst)?, &live.watch);
     let what = format!("co-sign loan {}", opening.position());
     confirm(ctx, &summary(&assets, &open, &what, &opening.terms, &f))?;

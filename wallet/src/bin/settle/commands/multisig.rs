@@ -13,10 +13,10 @@ use crate::Report;
 use crate::cli::MultisigCmd;
 use crate::commands::no_such_multisig;
 use crate::commands::pst::add_our_origins;
-use settle_wallet::policy::{self, SigningPolicy};
 use crate::ctx::{Assets, Ctx, Open, parse_address, write_pst};
 use crate::error::{CliError, Result, kind};
 use crate::sync;
+use settle_wallet::policy::{self, SigningPolicy};
 
 pub fn run(ctx: &Ctx, cmd: MultisigCmd) -> Result<Report> {
     match cmd {

@@ -14,10 +14,10 @@ use settle_wallet::state::{MAX_OFFER_RECORDS, OfferRecord};
 
 use crate::Report;
 use crate::cli::OfferCmd;
+use crate::commands::show::{AssetView, claimed, confirm};
 use crate::commands::{
     broadcast, change_address, flows, maybe_wait, receive_address, sign_built, status_text,
 };
-use crate::commands::show::{AssetView, claimed, confirm};
 use crate::ctx::{Assets, Ctx, check_pst_chain, read_pst, write_pst};
 use crate::error::{CliError, Result, kind};
 use crate::sync;
@@ -336,11 +336,16 @@ fn oddities(pst: &Pst, view: &AssetView<'_>, t: &OfferTerms) -> String {
         ));
     }
     if tx.version != TX_VERSION {
-        text.push_str(&format!("\nnote: unusual transaction version {}", tx.version));
+        text.push_str(&format!(
+            "\nnote: unusual transaction version {}",
+            tx.version
+        ));
     }
     let sequence = tx.inputs[0].sequence;
     if sequence != TxIn::spending(t.maker_coin).sequence {
-        text.push_str(&format!("\nnote: unusual sequence {sequence} on the maker's input"));
+        text.push_str(&format!(
+            "\nnote: unusual sequence {sequence} on the maker's input"
+        ));
     }
     if let Some(n) = &t.note {
         text.push_str(&format!("\nnote from the pst: {}", claimed(n)));

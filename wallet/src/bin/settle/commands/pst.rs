@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Value, json};
-use settle_script::{Address, ScriptKind, SighashType, classify};
 use settle_assets::TxOut;
+use settle_script::{Address, ScriptKind, SighashType, classify};
 use settle_wallet::keys::KeyOrigin;
 use settle_wallet::policy::{self, SigningPolicy};
 use settle_wallet::pst::{Pst, PstAnalysis, XOnly};
@@ -251,7 +251,10 @@ pub fn analysis_report(
                 (g, 0) => format!("gives {}", fmt(g)),
                 (g, r) => format!("gives {} and gets {}", fmt(g), fmt(r)),
             };
-            text.push_str(&format!("    {}: {line}\n", party_text(&p.party, mine, None)));
+            text.push_str(&format!(
+                "    {}: {line}\n",
+                party_text(&p.party, mine, None)
+            ));
             parties.push(json!({
                 "party": p.party,
                 "this_wallet": mine(&p.party),
@@ -296,7 +299,13 @@ pub fn analysis_report(
         } else {
             i.signatures
                 .iter()
-                .map(|s| format!("signed {} by {}…", s.hash_type, &s.key[..s.key.len().min(16)]))
+                .map(|s| {
+                    format!(
+                        "signed {} by {}…",
+                        s.hash_type,
+                        &s.key[..s.key.len().min(16)]
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -312,7 +321,11 @@ pub fn analysis_report(
             text.push_str(&format!(
                 "     issues {}{}\n",
                 view.amount(&iss.asset, u128::from(iss.amount.units())),
-                if iss.signed { " (issuer signed)" } else { " (issuer signature missing)" }
+                if iss.signed {
+                    " (issuer signed)"
+                } else {
+                    " (issuer signature missing)"
+                }
             ));
         }
     }
@@ -407,7 +420,10 @@ fn analyze(ctx: &Ctx, file: &Path) -> Result<Report> {
         Ok(s) if s.is_empty() => "settle pst sign: nothing for this wallet to sign".to_owned(),
         Ok(s) => format!(
             "settle pst sign would sign input(s) {} (ALL): coins of this wallet",
-            s.iter().map(|(i, _)| i.to_string()).collect::<Vec<_>>().join(", ")
+            s.iter()
+                .map(|(i, _)| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Err(e) => format!("settle pst sign would refuse: {}", e.message),
     };
@@ -419,7 +435,12 @@ fn analyze(ctx: &Ctx, file: &Path) -> Result<Report> {
 /// Adds key origins for this wallet's keys to the inputs `rules` names (pay-to-key keys
 /// it watches, its keys in imported multisigs), so the signing policy finds them. Inputs
 /// the rules do not name get nothing: a key that merely appears there is no reason to sign.
-pub fn add_our_origins(pst: &mut Pst, open: &Open, live: &Live, rules: &SigningPolicy) -> Result<()> {
+pub fn add_our_origins(
+    pst: &mut Pst,
+    open: &Open,
+    live: &Live,
+    rules: &SigningPolicy,
+) -> Result<()> {
     let fingerprint = open.keys.master_fingerprint();
     let mut ours: BTreeMap<XOnly, KeyOrigin> = BTreeMap::new();
     for d in &open.state.multisig {
@@ -493,7 +514,11 @@ fn sign_rules(
         let coin = live.coins.iter().find(|c| c.coin.outpoint == txin.prevout);
         match coin {
             Some(c) => {
-                let t = if named.contains(&i) { hash_type } else { SighashType::All };
+                let t = if named.contains(&i) {
+                    hash_type
+                } else {
+                    SighashType::All
+                };
                 rules = rules.with_coin(txin.prevout, c.coin.txout.clone(), t);
             }
             None if named.contains(&i) => {
@@ -508,7 +533,11 @@ fn sign_rules(
             None => {}
         }
     }
-    Ok(if allow_none { rules.allow_sighash_none() } else { rules })
+    Ok(if allow_none {
+        rules.allow_sighash_none()
+    } else {
+        rules
+    })
 }
 
 /// What signing `pst` under `rules` does to this wallet, for the confirmation.
@@ -538,8 +567,11 @@ this wallet's net flows:
     );
     for (i, txin) in tx.inputs.iter().enumerate() {
         if rules.allows(&txin.prevout) {
-            text.push_str(&format!("signs input {i}: your coin {}
-", txin.prevout));
+            text.push_str(&format!(
+                "signs input {i}: your coin {}
+",
+                txin.prevout
+            ));
         }
     }
     let ids: Vec<_> = f.iter().map(|x| x.asset).collect();

@@ -93,11 +93,7 @@ impl<'a> AssetView<'a> {
 
     /// `1,000.00 EUR [cash, issuer …, id …]`.
     pub fn amount(&self, id: &AssetId, units: u128) -> String {
-        format!(
-            "{} {}",
-            self.assets.fmt_number(id, units),
-            self.ident(id)
-        )
+        format!("{} {}", self.assets.fmt_number(id, units), self.ident(id))
     }
 
     /// The asset as JSON: id, ticker, class, issuer, trusted.
@@ -194,6 +190,9 @@ pub fn confirm(ctx: &Ctx, summary: &str) -> Result<()> {
     if matches!(answer.trim(), "y" | "Y" | "yes" | "YES") {
         Ok(())
     } else {
-        Err(CliError::new(kind::NOT_CONFIRMED, "not signed: you said no"))
+        Err(CliError::new(
+            kind::NOT_CONFIRMED,
+            "not signed: you said no",
+        ))
     }
 }
