@@ -344,3 +344,65 @@ fn a_lender_does_not_cosign_terms_the_borrower_rewrote() {
     assert!(message.contains("1,000.00 EUR [cash"), "{message}");
     d.lender.ok(&["lend", "cosign", "--yes", file]);
 }
+
+/// The key of `w` that locks `script` (searched among its first receive keys).
+fn key_for(w: &Wallet, script: &[u8]) -> settle_wallet::keys::DerivedKey {
+    let m = settle_wallet::keys::Mnemonic::parse(w.mnemonic.as_deref().expect("mnemonic"))
+        .expect("mnemonic");
+    let keys = settle_wallet::keys::WalletKeys::new(&m.to_seed(""), 0).expect("keys");
+    (0..20)
+        .map(|i| keys.derive(0, i).expect("key"))
+        .find(|k| settle_script::p2k(&k.x_only()) == script)
+        .expect("the wallet's key")
+}
+
+#[test]
+fn offer_show_checks_the_makers_coin_on_chain_and_shows_what_is_unusual() {
+    let node = TestNode::start_dev();
+    let (cb, csd, _eur, bond) = issuers(&node, "10,000.00", "1000");
+    let alice = Wallet::create(&node, "alice");
+    let bob = Wallet::create(&node, "bob");
+    let a_addr = alice.address();
+    cb.ok(&["send", "100.00", "EUR", &a_addr, "--wait"]);
+    csd.ok(&["send", "10", "BOND", &bob.address(), "--wait"]);
+    let (outpoint, coin) = coin_at(&node, &a_addr);
+    let k = key_for(&alice, &coin.script_pubkey);
+    let want = TxOut {
+        asset: bond.parse().expect("bond id"),
+        amount: Amount::from_units(1).expect("amount"),
+        script_pubkey: coin.script_pubkey.clone(),
+    };
+    // A maker's offer that claims its 100.00 EUR coin holds 10,000.00 EUR, signed over
+    // that claim, with a lock time far ahead and an odd sequence.
+    let mut claim = coin.clone();
+    claim.amount = Amount::from_units(1_000_000).expect("amount");
+    let tx = settle_assets::Transaction {
+        version: settle_assets::transaction::TX_VERSION,
+        inputs: vec![settle_assets::TxIn {
+            sequence: 7,
+            ..settle_assets::TxIn::spending(outpoint)
+        }],
+        outputs: vec![want],
+        lock_time: 5_000,
+        expiry_height: 0,
+    };
+    let chain = node.chain_id();
+    let mut lie =
+        Pst::create(tx, vec![Some(claim)], chain, settle_script::Network::Dev).expect("pst");
+    lie.sign_input(0, &k.key, settle_script::SighashType::SingleAnyoneCanPay)
+        .expect("maker signs");
+    let f = alice.file("lie.pst");
+    let f = f.to_str().expect("utf-8");
+    write(f, &lie);
+    let shown = bob.ok(&["offer", "show", f]);
+    assert_eq!(shown["status"], "mismatch", "{shown}");
+    assert_eq!(shown["lock_time"], 5_000);
+    let text = bob.run(&["offer", "show", f]).stdout;
+    assert!(text.contains("lock time 5000"), "{text}");
+    assert!(text.contains("unusual sequence 7"), "{text}");
+    assert!(text.contains("not what the offer claims"), "{text}");
+    let (kind, message) = bob.fails(&["offer", "take", "--yes", f]);
+    assert_eq!(kind, "offer", "{message}");
+    assert!(message.contains("not what the offer claims"), "{message}");
+    assert_eq!(bob.balances().get("BOND").map(String::as_str), Some("10"));
+}
