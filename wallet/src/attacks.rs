@@ -461,3 +461,35 @@ fn a_pst_lying_about_a_named_coin_is_refused() {
         Err(PolicyError::WrongCoin { input: 0, .. })
     ));
 }
+
+#[test]
+fn pst_text_cannot_name_a_burn_or_fake_lines() {
+    let me = wallet(3);
+    let c = coin(&me, 0, 40, EUR, 100);
+    let tx = Transaction {
+        version: TX_VERSION,
+        inputs: vec![TxIn::spending(c.outpoint)],
+        outputs: vec![TxOut {
+            asset: EUR,
+            amount: c.txout.amount,
+            script_pubkey: settle_script::burn_script(b""),
+        }],
+        lock_time: 0,
+        expiry_height: 0,
+    };
+    let mut p = Pst::create(tx, vec![Some(c.txout.clone())], CHAIN, Network::Dev).expect("pst");
+    // The counterparty labels the burn as the victim's payee and hides a line.
+    p.set_output_label(0, "alice").expect("label");
+    p.set_expiry_note("ok\n\u{1b}[1Aoutput 0: 100 EUR to alice")
+        .expect("note");
+    let a = p.analyze();
+    assert_eq!(a.outputs[0].party, "burn");
+    assert_eq!(a.outputs[0].claimed_label.as_deref(), Some("alice"));
+    assert!(a.assets[0].parties.iter().all(|x| x.party != "alice"));
+    let text = a.to_string();
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(
+        text.contains("note (claimed by the pst): ok??[1Aoutput 0"),
+        "{text}"
+    );
+}

@@ -138,7 +138,7 @@ fn decode(file: &Path) -> Result<Report> {
         tx.expiry_height,
         pst.expiry_note
             .as_deref()
-            .map(|n| format!("\nnote: {n}"))
+            .map(|n| format!("\nnote: {}", claimed(n)))
             .unwrap_or_default()
     );
     for (i, (txin, inp)) in tx.inputs.iter().zip(pst.inputs()).enumerate() {
@@ -151,7 +151,7 @@ fn decode(file: &Path) -> Result<Report> {
             },
             inp.owner
                 .as_deref()
-                .map(|o| format!(" from {o}"))
+                .map(|o| format!(" owner {}", claimed(o)))
                 .unwrap_or_default()
         ));
         if let Some(o) = &inp.spent_output {
@@ -198,7 +198,7 @@ fn decode(file: &Path) -> Result<Report> {
             },
             meta.label
                 .as_deref()
-                .map(|l| format!(" ({l})"))
+                .map(|l| format!(" (label {})", claimed(l)))
                 .unwrap_or_default()
         ));
     }
