@@ -396,12 +396,22 @@ fn analyze(ctx: &Ctx, file: &Path) -> Result<Report> {
     let assets = Assets::load(ctx.client())?;
     let a = pst.analyze();
     // With a wallet here, say which parties are this wallet and what `sign` would do.
-    if !ctx.wallet_path().exists() {
-        let view = AssetView::new(&assets, None);
-        let (json, text) = analysis_report(&a, &view, &|_| false);
-        return Ok(Report::new(json, text));
-    }
-    let mut open = ctx.open()?;
+    let opened = if ctx.wallet_path().exists() {
+        ctx.open().map_err(|e| e.message)
+    } else {
+        Err("no wallet in this directory".to_owned())
+    };
+    let mut open = match opened {
+        Ok(open) => open,
+        Err(why) => {
+            let view = AssetView::new(&assets, None);
+            let (mut json, mut text) = analysis_report(&a, &view, &|_| false);
+            let note = format!("not compared with a wallet ({why})");
+            text.push_str(&format!("\n{note}\n"));
+            json["sign"] = json!(note);
+            return Ok(Report::new(json, text));
+        }
+    };
     let live = sync::sync(ctx, &mut open)?;
     open.save()?;
     let view = AssetView::new(&assets, Some(&open.state));
