@@ -700,6 +700,55 @@ fn complete(
     ))
 }
 
+/// The lender's co-signature of a margin update (`lend cosign` on a margin PST).
+fn cosign_margin(
+    ctx: &Ctx,
+    pst: &Pst,
+    position: AssetId,
+    target: &Path,
+    (assets, open, live): (&Assets, &Open, &Live),
+    allow_below_agreed: bool,
+) -> Result<Report> {
+    let ours = |s: &[u8]| live.watch.owner(s).is_some();
+    let loan = load_loan(ctx, &position)?;
+    let (key, _) = wallet_key(open, live, &loan.terms.lender)
+        .ok_or(LendError::NotOurKey { role: "lender" })?;
+    let (old, new) = lend::margin_amounts(pst, &loan.escrow, &loan.terms)?;
+    let signed = lend::cosign_margin(
+        pst,
+        &loan.terms,
+        &open.keys,
+        &key,
+        &ours,
+        allow_below_agreed,
+    )?;
+    let f = flows(pst.unsigned_tx(), &lend::spent_outputs(pst)?, &live.watch);
+    let what = format!(
+        "margin update of loan {position}: collateral {} -> {}",
+        units_text(assets, &loan.terms.collateral_asset, old),
+        units_text(assets, &loan.terms.collateral_asset, new)
+    );
+    confirm(ctx, &summary(assets, open, &what, &loan.terms, &f))?;
+    write_pst(target, &signed)?;
+    let asset = loan.terms.collateral_asset;
+    Ok(Report::new(
+        json!({
+            "position": position,
+            "file": target,
+            "step": "cosigned",
+            "collateral_before": assets.fmt_number(&asset, u128::from(old)),
+            "collateral_after": assets.fmt_number(&asset, u128::from(new)),
+        }),
+        format!(
+            "co-signed the margin update of loan {position}: collateral {} -> {}\nwrote {}: \
+             the borrower finishes it with `settle lend accept`",
+            units_text(assets, &asset, old),
+            units_text(assets, &asset, new),
+            target.display()
+        ),
+    ))
+}
+
 fn cosign(
     ctx: &Ctx,
     file: &Path,
@@ -715,43 +764,8 @@ fn cosign(
     let ours = |s: &[u8]| live.watch.owner(s).is_some();
     let target = out.unwrap_or(file);
     if let Some(position) = lend::margin_position(&pst) {
-        let loan = load_loan(ctx, &position)?;
-        let (key, _) = wallet_key(&open, &live, &loan.terms.lender)
-            .ok_or(LendError::NotOurKey { role: "lender" })?;
-        let (old, new) = lend::margin_amounts(&pst, &loan.escrow, &loan.terms)?;
-        let signed = lend::cosign_margin(
-            &pst,
-            &loan.terms,
-            &open.keys,
-            &key,
-            &ours,
-            allow_below_agreed,
-        )?;
-        let f = flows(pst.unsigned_tx(), &lend::spent_outputs(&pst)?, &live.watch);
-        let what = format!(
-            "margin update of loan {position}: collateral {} -> {}",
-            units_text(&assets, &loan.terms.collateral_asset, old),
-            units_text(&assets, &loan.terms.collateral_asset, new)
-        );
-        confirm(ctx, &summary(&assets, &open, &what, &loan.terms, &f))?;
-        write_pst(target, &signed)?;
-        let asset = loan.terms.collateral_asset;
-        return Ok(Report::new(
-            json!({
-                "position": position,
-                "file": target,
-                "step": "cosigned",
-                "collateral_before": assets.fmt_number(&asset, u128::from(old)),
-                "collateral_after": assets.fmt_number(&asset, u128::from(new)),
-            }),
-            format!(
-                "co-signed the margin update of loan {position}: collateral {} -> {}\nwrote {}: \
-                 the borrower finishes it with `settle lend accept`",
-                units_text(&assets, &asset, old),
-                units_text(&assets, &asset, new),
-                target.display()
-            ),
-        ));
+        let shown = (&assets, &open, &live);
+        return cosign_margin(ctx, &pst, position, target, shown, allow_below_agreed);
     }
     let opening = lend::read_opening(&pst)?;
     let (key, _) = wallet_key(&open, &live, &opening.terms.lender)

@@ -356,6 +356,47 @@ fn oddities(pst: &Pst, view: &AssetView<'_>, t: &OfferTerms) -> String {
     text
 }
 
+/// What `take` has already worked out for the confirmation.
+struct TakeShown<'a> {
+    view: &'a AssetView<'a>,
+    give: &'a str,
+    get: &'a str,
+}
+
+/// Before the taker's signatures leave the wallet: refuses an offer whose coin on chain is
+/// not what the PST claims, then shows what taking it does to this wallet and asks.
+fn check_and_confirm(
+    ctx: &Ctx,
+    offer_pst: &Pst,
+    done: &Pst,
+    terms: &OfferTerms,
+    live: &sync::Live,
+    shown: &TakeShown<'_>,
+) -> Result<()> {
+    let (coin_state, coin_text) = status(ctx, terms, live.height())?;
+    if coin_state == "mismatch" {
+        return Err(CliError::new(kind::OFFER, coin_text));
+    }
+    let spent_now: Vec<TxOut> = done
+        .inputs()
+        .iter()
+        .map(|i| i.spent_output.clone().unwrap_or(TxOut::NONE))
+        .collect();
+    let f_now = flows(done.unsigned_tx(), &spent_now, &live.watch);
+    confirm(
+        ctx,
+        &format!(
+            "take the offer: you give {}, you get {}\nthe maker's coin {} ({coin_text})\n\
+             this wallet's net flows:\n{}{}",
+            shown.give,
+            shown.get,
+            terms.maker_coin,
+            shown.view.flows_text(&f_now),
+            oddities(offer_pst, shown.view, terms)
+        ),
+    )
+}
+
 fn take(
     ctx: &Ctx,
     file: &Path,
@@ -401,26 +442,12 @@ fn take(
     let view = AssetView::new(&assets, Some(&open.state));
     let give = view.amount(&terms.want_asset, u128::from(terms.want_amount.units()));
     let get = view.amount(&terms.give_asset, u128::from(terms.give_amount.units()));
-    let (coin_state, coin_text) = status(ctx, &terms, live.height())?;
-    if coin_state == "mismatch" {
-        return Err(CliError::new(kind::OFFER, coin_text));
-    }
-    let spent_now: Vec<TxOut> = done
-        .inputs()
-        .iter()
-        .map(|i| i.spent_output.clone().unwrap_or(TxOut::NONE))
-        .collect();
-    let f_now = flows(done.unsigned_tx(), &spent_now, &live.watch);
-    confirm(
-        ctx,
-        &format!(
-            "take the offer: you give {give}, you get {get}\nthe maker's coin {} ({coin_text})\n\
-             this wallet's net flows:\n{}{}",
-            terms.maker_coin,
-            view.flows_text(&f_now),
-            oddities(&offer_pst, &view, &terms)
-        ),
-    )?;
+    let shown = TakeShown {
+        view: &view,
+        give: &give,
+        get: &get,
+    };
+    check_and_confirm(ctx, &offer_pst, &done, &terms, &live, &shown)?;
     if no_broadcast {
         let target = out.ok_or_else(|| CliError::usage("--no-broadcast needs --out FILE"))?;
         write_pst(target, &done)?;

@@ -218,6 +218,74 @@ fn party_text(party: &str, mine: &dyn Fn(&str) -> bool, claim: Option<&str>) -> 
     t
 }
 
+/// The inputs and outputs sections of the analysis: outpoints, coins with their assets
+/// identified, parties by address with any claimed text, signatures.
+fn coins_text(a: &PstAnalysis, view: &AssetView<'_>, mine: &dyn Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    text.push_str("\ninputs:\n");
+    for i in &a.inputs {
+        let coin = match (i.asset, i.amount) {
+            (Some(asset), Some(amount)) => view.amount(&asset, u128::from(amount.units())),
+            _ => "unknown coin".to_owned(),
+        };
+        let sigs = if i.signatures.is_empty() {
+            "not signed".to_owned()
+        } else {
+            i.signatures
+                .iter()
+                .map(|s| {
+                    format!(
+                        "signed {} by {}…",
+                        s.hash_type,
+                        &s.key[..s.key.len().min(16)]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        text.push_str(&format!(
+            "  {}: coin {}: {coin} from {} ({}): {sigs}{}\n",
+            i.index,
+            i.prevout,
+            party_text(&i.party, mine, i.claimed_owner.as_deref()),
+            i.script_kind,
+            if i.finalized { ", finalized" } else { "" }
+        ));
+        if let Some(iss) = &i.issuance {
+            text.push_str(&format!(
+                "     issues {}{}\n",
+                view.amount(&iss.asset, u128::from(iss.amount.units())),
+                if iss.signed {
+                    " (issuer signed)"
+                } else {
+                    " (issuer signature missing)"
+                }
+            ));
+        }
+    }
+    text.push_str("\noutputs:\n");
+    for o in &a.outputs {
+        let mut by: Vec<String> = o
+            .committed_by
+            .iter()
+            .map(|(i, t)| format!("input {i} ({t})"))
+            .collect();
+        by.dedup();
+        let bound = if by.is_empty() {
+            "no signature covers it yet".to_owned()
+        } else {
+            format!("bound by {}", by.join(", "))
+        };
+        text.push_str(&format!(
+            "  {}: {} to {}: {bound}\n",
+            o.index,
+            view.amount(&o.asset, u128::from(o.amount.units())),
+            party_text(&o.party, mine, o.claimed_label.as_deref())
+        ));
+    }
+    text
+}
+
 /// The analysis with every amount's asset identified beyond its ticker, parties named by
 /// address, outpoints shown, and the PST's own text marked as claimed and cleaned.
 /// `mine` says whether an address is this wallet's (always false without the wallet).
@@ -288,67 +356,7 @@ pub fn analysis_report(
     for w in &warnings {
         text.push_str(&format!("{w}\n"));
     }
-    text.push_str("\ninputs:\n");
-    for i in &a.inputs {
-        let coin = match (i.asset, i.amount) {
-            (Some(asset), Some(amount)) => view.amount(&asset, u128::from(amount.units())),
-            _ => "unknown coin".to_owned(),
-        };
-        let sigs = if i.signatures.is_empty() {
-            "not signed".to_owned()
-        } else {
-            i.signatures
-                .iter()
-                .map(|s| {
-                    format!(
-                        "signed {} by {}…",
-                        s.hash_type,
-                        &s.key[..s.key.len().min(16)]
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        text.push_str(&format!(
-            "  {}: coin {}: {coin} from {} ({}): {sigs}{}\n",
-            i.index,
-            i.prevout,
-            party_text(&i.party, mine, i.claimed_owner.as_deref()),
-            i.script_kind,
-            if i.finalized { ", finalized" } else { "" }
-        ));
-        if let Some(iss) = &i.issuance {
-            text.push_str(&format!(
-                "     issues {}{}\n",
-                view.amount(&iss.asset, u128::from(iss.amount.units())),
-                if iss.signed {
-                    " (issuer signed)"
-                } else {
-                    " (issuer signature missing)"
-                }
-            ));
-        }
-    }
-    text.push_str("\noutputs:\n");
-    for o in &a.outputs {
-        let mut by: Vec<String> = o
-            .committed_by
-            .iter()
-            .map(|(i, t)| format!("input {i} ({t})"))
-            .collect();
-        by.dedup();
-        let bound = if by.is_empty() {
-            "no signature covers it yet".to_owned()
-        } else {
-            format!("bound by {}", by.join(", "))
-        };
-        text.push_str(&format!(
-            "  {}: {} to {}: {bound}\n",
-            o.index,
-            view.amount(&o.asset, u128::from(o.amount.units())),
-            party_text(&o.party, mine, o.claimed_label.as_deref())
-        ));
-    }
+    text.push_str(&coins_text(a, view, mine));
     let unbalanced = !a.balanced;
     if a.missing.is_empty() && !unbalanced {
         text.push_str(if a.finalized {
