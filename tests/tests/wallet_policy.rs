@@ -114,6 +114,8 @@ fn pst_sign_shows_and_asks_and_keeps_sighash_to_named_inputs() {
     assert_eq!(kind, "not_confirmed", "{message}");
     // The multisig coin (100.00, B watches it) and B's own 900.00 both go to A.
     assert!(message.contains("-1,000.00 EUR"), "{message}");
+    assert!(message.contains("900.00 EUR [cash"), "{message}");
+    assert!(message.contains(&format!("to {a_addr}\n")), "{message}");
     assert!(
         message.contains(&format!("signs input {i}: your coin {outpoint}")),
         "{message}"

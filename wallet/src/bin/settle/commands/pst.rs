@@ -583,6 +583,25 @@ this wallet's net flows:
         tx.expiry_height,
         view.flows_text(&f)
     );
+    for (o, out) in tx.outputs.iter().enumerate() {
+        let to = if out.is_burn() {
+            "burn".to_owned()
+        } else {
+            Address::from_script_pubkey(pst.network, &out.script_pubkey).map_or_else(
+                |_| format!("script {}", hex::encode(&out.script_pubkey)),
+                |a| a.to_string(),
+            )
+        };
+        let yours = if live.watch.owner(&out.script_pubkey).is_some() {
+            " (this wallet)"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "output {o}: {} to {to}{yours}\n",
+            view.amount(&out.asset, u128::from(out.amount.units()))
+        ));
+    }
     for (i, txin) in tx.inputs.iter().enumerate() {
         if rules.allows(&txin.prevout) {
             text.push_str(&format!(
