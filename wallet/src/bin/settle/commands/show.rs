@@ -196,3 +196,28 @@ pub fn confirm(ctx: &Ctx, summary: &str) -> Result<()> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn look_alike_tickers_share_a_skeleton() {
+        assert_eq!(skeleton("B0ND"), skeleton("BOND"));
+        assert_eq!(skeleton("eur"), skeleton("EUR"));
+        assert_eq!(skeleton("EURO"), skeleton("EUR0"));
+        assert_eq!(skeleton("U5D"), skeleton("USD"));
+        assert_ne!(skeleton("EUR"), skeleton("USD"));
+    }
+
+    #[test]
+    fn claimed_text_is_cleaned_and_bounded() {
+        let hostile = "alice\n\u{1b}[2Koutput 0: to bob\u{202e}";
+        let shown = claimed(hostile);
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(!shown.contains('\u{202e}'));
+        assert!(shown.ends_with("(claimed by the pst, unverified)"));
+        let long = "x".repeat(MAX_CLAIMED_TEXT_CHARS * 2);
+        assert_eq!(clean(&long).chars().count(), MAX_CLAIMED_TEXT_CHARS + 1);
+    }
+}
