@@ -90,9 +90,11 @@ impl Desk {
         let position = proposed["position"].as_str().expect("position").to_owned();
         let accepted = self.borrower.ok(&["lend", "accept", file]);
         assert_eq!(accepted["step"], "accepted");
-        let cosigned = self.lender.ok(&["lend", "cosign", file]);
+        let cosigned = self.lender.ok(&["lend", "cosign", "--yes", file]);
         assert_eq!(cosigned["step"], "cosigned");
-        let done = self.borrower.ok(&["lend", "accept", file, "--wait"]);
+        let done = self
+            .borrower
+            .ok(&["lend", "accept", "--yes", file, "--wait"]);
         assert_eq!(done["step"], "completed");
         assert_eq!(done["position"], position.as_str());
         (position, borrower_address)

@@ -362,7 +362,7 @@ pub mod bench {
             ]);
             assert!(r.ok, "offer create: {}", r.stderr);
             create.push(ms(r.elapsed));
-            let r = bob.run_json(&["offer", "take", file]);
+            let r = bob.run_json(&["offer", "take", "--yes", file]);
             assert!(r.ok, "offer take: {}", r.stderr);
             take.push(ms(r.elapsed));
             let txid: settle_assets::Txid = r.json()["txid"]

@@ -86,7 +86,13 @@ fn dvp_between_two_wallets_settles_both_legs_at_once() {
     assert_eq!(eur["amount"], "5,000.00");
     assert_eq!(eur["reserved_for_offers"], "1,000.00");
 
-    let taken = bob.ok(&["offer", "take", offer.to_str().expect("utf-8"), "--wait"]);
+    let taken = bob.ok(&[
+        "offer",
+        "take",
+        "--yes",
+        offer.to_str().expect("utf-8"),
+        "--wait",
+    ]);
     let txid: settle_assets::Txid = taken["txid"].as_str().expect("txid").parse().expect("txid");
     let confirmed = m.node.wait_confirmed(&txid);
     assert!(confirmed > 0);
@@ -115,7 +121,7 @@ fn dvp_between_two_wallets_settles_both_legs_at_once() {
     // The same offer cannot be taken twice: its coin is gone.
     let shown = bob.ok(&["offer", "show", offer.to_str().expect("utf-8")]);
     assert_eq!(shown["status"], "spent");
-    let (kind, message) = bob.fails(&["offer", "take", offer.to_str().expect("utf-8")]);
+    let (kind, message) = bob.fails(&["offer", "take", "--yes", offer.to_str().expect("utf-8")]);
     assert_eq!(kind, "rejected", "{message}");
     assert!(
         message.contains("double-spend") || message.contains("missing-inputs"),
@@ -169,7 +175,7 @@ fn cancelled_and_expired_offers_cannot_be_taken() {
     ]);
     let cancelled = alice.ok(&["offer", "cancel", offer, "--wait"]);
     assert!(cancelled["txid"].is_string());
-    let (kind, message) = bob.fails(&["offer", "take", offer]);
+    let (kind, message) = bob.fails(&["offer", "take", "--yes", offer]);
     assert_eq!(kind, "rejected", "{message}");
     assert!(message.contains("already taken or cancelled"), "{message}");
     assert_eq!(alice.balances(), balances(&[("EUR", "5,000.00")]));
@@ -196,7 +202,7 @@ fn cancelled_and_expired_offers_cannot_be_taken() {
     }
     assert!(m.node.info().blocks > expiry);
     assert_eq!(bob.ok(&["offer", "show", offer])["status"], "expired");
-    let (kind, message) = bob.fails(&["offer", "take", offer]);
+    let (kind, message) = bob.fails(&["offer", "take", "--yes", offer]);
     assert_eq!(kind, "rejected", "{message}");
     assert!(message.contains("(consensus, expired)"), "{message}");
     assert!(message.contains("the offer expired"), "{message}");
@@ -259,7 +265,15 @@ fn edited_completions_are_rejected_by_the_node_with_the_reason() {
     // Bob completes the offer but keeps it: a finalized PST, valid as it stands.
     let done_path = bob.file("done.pst");
     let done_path = done_path.to_str().expect("utf-8");
-    bob.ok(&["offer", "take", offer, "--no-broadcast", "--out", done_path]);
+    bob.ok(&[
+        "offer",
+        "take",
+        "--yes",
+        offer,
+        "--no-broadcast",
+        "--out",
+        done_path,
+    ]);
     let done = Pst::from_base64(&std::fs::read_to_string(done_path).expect("read")).expect("pst");
     let honest = done.extract().expect("the honest completion is valid");
     let client = m.node.client();
@@ -322,7 +336,7 @@ fn edited_completions_are_rejected_by_the_node_with_the_reason() {
         std::fs::write(&path, &bytes).expect("write");
         path
     };
-    let (kind, message) = bob.fails(&["offer", "take", edited.to_str().expect("utf-8")]);
+    let (kind, message) = bob.fails(&["offer", "take", "--yes", edited.to_str().expect("utf-8")]);
     assert_eq!(kind, "offer", "{message}");
     assert!(message.contains("signature"), "{message}");
     // Nothing moved.

@@ -99,7 +99,7 @@ fn errors_a_user_meets_read_well() {
             "{message}"
         );
     }
-    let (kind, _) = alice.fails(&["offer", "take", f]);
+    let (kind, _) = alice.fails(&["offer", "take", "--yes", f]);
     assert!(kind == "foreign_pst" || kind == "offer", "{kind}");
 
     // Offers: an unknown asset, a taker short of what the maker wants (in its precision),
@@ -155,7 +155,7 @@ fn errors_a_user_meets_read_well() {
         "--out",
         offer,
     ]);
-    let (kind, message) = alice.fails(&["offer", "take", offer]);
+    let (kind, message) = alice.fails(&["offer", "take", "--yes", offer]);
     assert_eq!(kind, "insufficient_funds", "{message}");
     assert_eq!(
         message,

@@ -132,8 +132,8 @@ fn a_loan_returned_before_maturity_gives_both_sides_back() {
     let (kind, msg) = d.borrower.fails(&["lend", "accept", m]);
     assert_eq!(kind, "lending", "{msg}");
     assert!(msg.contains("not co-signed"), "{msg}");
-    d.lender.ok(&["lend", "cosign", m]);
-    d.borrower.ok(&["lend", "accept", m, "--wait"]);
+    d.lender.ok(&["lend", "cosign", "--yes", m]);
+    d.borrower.ok(&["lend", "accept", "--yes", m, "--wait"]);
     for w in [&d.lender, &d.borrower] {
         let p = d.position_of(w, &pos);
         assert_eq!(p["collateral"]["amount"], "1,300.00", "{p}");

@@ -118,8 +118,22 @@ fn two_of_three_needs_two_wallets() {
     // B and C each sign their own copy; combined, the payment goes through.
     let pb = b.file("b.pst");
     let pc = c.file("c.pst");
-    b.ok(&["pst", "sign", p, "--out", pb.to_str().expect("utf-8")]);
-    c.ok(&["pst", "sign", p, "--out", pc.to_str().expect("utf-8")]);
+    b.ok(&[
+        "pst",
+        "sign",
+        "--yes",
+        p,
+        "--out",
+        pb.to_str().expect("utf-8"),
+    ]);
+    c.ok(&[
+        "pst",
+        "sign",
+        "--yes",
+        p,
+        "--out",
+        pc.to_str().expect("utf-8"),
+    ]);
     let all = a.file("all.pst");
     let all = all.to_str().expect("utf-8");
     let combined = a.ok(&[

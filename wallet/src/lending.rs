@@ -33,7 +33,9 @@ use settle_script::{Network, ScriptKind, SighashType, classify, p2k, verify_tran
 
 use crate::coins::{BuildError, ChangeAddress, Strategy, WalletCoin, select_coins};
 use crate::keys::{KeyOrigin, SigningKey, WalletKeys};
+use crate::policy::{self, PolicyError, SigningPolicy};
 use crate::pst::{Pst, PstError};
+use crate::state::{LoanAgreement, LoanStep};
 
 /// The global PST entry carrying the lender's return pre-signature: a private type
 /// (`fc`, `spec/pst.md` 1) followed by this tag.
@@ -73,6 +75,32 @@ pub enum LendError {
     Pst(#[from] PstError),
     #[error("the finished transaction does not verify: {0}")]
     Invalid(String),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(
+        "the {field} differs from what you agreed: you agreed {agreed}, the pst now says {found}"
+    )]
+    NotAgreed {
+        field: &'static str,
+        agreed: String,
+        found: String,
+    },
+    #[error("this wallet has no record of agreeing to {0}: run the step that makes it first")]
+    NoAgreement(String),
+    #[error(
+        "the margin update changes the collateral asset: the loan's collateral is {agreed}, the \
+         {which} holds {found}"
+    )]
+    CollateralAsset {
+        which: &'static str,
+        agreed: AssetId,
+        found: AssetId,
+    },
+    #[error(
+        "the margin update releases collateral down to {new} units, below the {agreed} units \
+         agreed in the loan's terms; pass the explicit allow-below-agreed flag to co-sign it"
+    )]
+    BelowAgreed { new: u64, agreed: u64 },
 }
 
 /// The opening a PST proposes, read from its position issuance.
@@ -250,6 +278,184 @@ pub fn read_opening(pst: &Pst) -> Result<Opening, LendError> {
     Ok(Opening { terms, layout })
 }
 
+/// The canonical bytes of the lending-position contract an opening PST issues.
+fn opening_contract(pst: &Pst) -> Option<Vec<u8>> {
+    pst.unsigned_tx()
+        .inputs
+        .iter()
+        .find_map(|i| match &i.issuance.as_ref()?.kind {
+            IssuanceKind::New { contract } => {
+                let c = AssetContract::from_canonical_bytes(contract).ok()?;
+                matches!(c.class, AssetClass::LendingPosition(_)).then(|| contract.clone())
+            }
+            IssuanceKind::Reissue { .. } => None,
+        })
+}
+
+/// What this wallet agrees to at an opening step (`LenderProposed` after `propose`,
+/// `BorrowerAccepted` after `accept`): the contract, the position, its own coins `inputs`,
+/// and for the borrower, whose acceptance fixes the whole transaction, the txid.
+pub fn opening_agreement(
+    step: LoanStep,
+    pst: &Pst,
+    opening: &Opening,
+    inputs: Vec<OutPoint>,
+) -> Result<LoanAgreement, LendError> {
+    let contract = opening_contract(pst)
+        .ok_or_else(|| LendError::NotAnOpening("no lending_position issuance".into()))?;
+    Ok(LoanAgreement {
+        step,
+        position: opening.position(),
+        contract,
+        inputs,
+        txid: (step != LoanStep::LenderProposed).then(|| pst.txid()),
+    })
+}
+
+/// What the borrower agrees to when it proposes a margin update: that exact transaction
+/// (the contract is not repeated: the loan's terms are on chain).
+pub fn margin_agreement(pst: &Pst, position: AssetId) -> LoanAgreement {
+    LoanAgreement {
+        step: LoanStep::BorrowerMargin,
+        position,
+        contract: Vec::new(),
+        inputs: pst.unsigned_tx().inputs.iter().map(|i| i.prevout).collect(),
+        txid: Some(pst.txid()),
+    }
+}
+
+fn differs(field: &'static str, agreed: String, found: String) -> Result<(), LendError> {
+    if agreed == found {
+        Ok(())
+    } else {
+        Err(LendError::NotAgreed {
+            field,
+            agreed,
+            found,
+        })
+    }
+}
+
+/// Compares two sets of terms field by field, naming the first that differs.
+pub fn compare_terms(agreed: &LendingTerms, found: &LendingTerms) -> Result<(), LendError> {
+    let key = hex::encode;
+    let (a, f) = (agreed, found);
+    differs("isin", a.isin.clone(), f.isin.clone())?;
+    differs(
+        "security asset",
+        a.security_asset.to_string(),
+        f.security_asset.to_string(),
+    )?;
+    differs("quantity", a.quantity.to_string(), f.quantity.to_string())?;
+    differs("lender key", key(a.lender), key(f.lender))?;
+    differs("borrower key", key(a.borrower), key(f.borrower))?;
+    differs(
+        "collateral asset",
+        a.collateral_asset.to_string(),
+        f.collateral_asset.to_string(),
+    )?;
+    differs(
+        "collateral amount",
+        a.collateral_amount.to_string(),
+        f.collateral_amount.to_string(),
+    )?;
+    differs(
+        "fee asset",
+        a.fee_asset.to_string(),
+        f.fee_asset.to_string(),
+    )?;
+    differs("fee", a.fee.to_string(), f.fee.to_string())?;
+    differs(
+        "interest rate (bps)",
+        a.interest_rate_bps.to_string(),
+        f.interest_rate_bps.to_string(),
+    )?;
+    differs(
+        "settlement height",
+        a.settlement_height.to_string(),
+        f.settlement_height.to_string(),
+    )?;
+    differs(
+        "maturity height",
+        a.maturity_height.to_string(),
+        f.maturity_height.to_string(),
+    )?;
+    differs(
+        "grace period",
+        a.grace_period_blocks.to_string(),
+        f.grace_period_blocks.to_string(),
+    )?;
+    differs(
+        "negotiator",
+        format!("{:?}", a.negotiator),
+        format!("{:?}", f.negotiator),
+    )?;
+    differs(
+        "lender player",
+        format!("{:?}", a.lender_player),
+        format!("{:?}", f.lender_player),
+    )
+}
+
+fn position_terms(contract: &[u8], what: &str) -> Result<(AssetContract, LendingTerms), LendError> {
+    let c = AssetContract::from_canonical_bytes(contract)
+        .map_err(|e| LendError::NotAnOpening(format!("{what} contract: {e}")))?;
+    match &c.class {
+        AssetClass::LendingPosition(t) => {
+            let t = (**t).clone();
+            Ok((c, t))
+        }
+        _ => Err(LendError::NotAnOpening(format!(
+            "{what} contract is not a lending position"
+        ))),
+    }
+}
+
+/// Refuses `pst` unless it is what `agreed` records: the same terms (field by field), the
+/// same issuer and contract, the same position, this wallet's coins all in it, and, when
+/// the agreement fixed the whole transaction, the same transaction.
+pub fn check_agreement(agreed: &LoanAgreement, pst: &Pst) -> Result<(), LendError> {
+    if !agreed.contract.is_empty() {
+        let found = opening_contract(pst).ok_or_else(|| LendError::NotAgreed {
+            field: "position contract",
+            agreed: "a lending position issuance".into(),
+            found: "none".into(),
+        })?;
+        let (ac, at) = position_terms(&agreed.contract, "the agreed")?;
+        let (fc, ft) = position_terms(&found, "the pst's")?;
+        compare_terms(&at, &ft)?;
+        differs(
+            "position issuer",
+            hex::encode(ac.issuer),
+            hex::encode(fc.issuer),
+        )?;
+        let hash = |b: &[u8]| hex::encode(bitcoin_hashes::sha256::Hash::hash(b).to_byte_array());
+        differs(
+            "position contract hash",
+            hash(&agreed.contract),
+            hash(&found),
+        )?;
+        let opening = read_opening(pst)?;
+        differs(
+            "position asset",
+            agreed.position.to_string(),
+            opening.position().to_string(),
+        )?;
+    }
+    let present: Vec<OutPoint> = pst.unsigned_tx().inputs.iter().map(|i| i.prevout).collect();
+    if let Some(missing) = agreed.inputs.iter().find(|o| !present.contains(o)) {
+        return Err(LendError::NotAgreed {
+            field: "inputs",
+            agreed: format!("your coin {missing} among them"),
+            found: "it is missing".into(),
+        });
+    }
+    if let Some(txid) = agreed.txid {
+        differs("transaction", txid.to_string(), pst.txid().to_string())?;
+    }
+    Ok(())
+}
+
 /// The outputs each input spends, all known (an error names the first unknown one).
 pub fn spent_outputs(pst: &Pst) -> Result<Vec<TxOut>, LendError> {
     pst.unsigned_tx()
@@ -410,11 +616,15 @@ pub fn presignature(pst: &Pst) -> Option<&Vec<u8>> {
     pst.unknown.get(PRESIG_KEY)
 }
 
-/// The lender's co-signature of an accepted opening: checks the opening and what it does
-/// to the lender, signs the lender's inputs with `ALL`, the position issuance with
-/// `issuer`, and makes the return pre-signature with `lender_key` (the key `terms.lender`).
+/// The lender's co-signature of an accepted opening: checks it against the lender's own
+/// stored proposal `agreed` (terms field by field, contract, position, its coins), what it
+/// does to the lender, then signs exactly the lender's agreed coins with `ALL` through the
+/// signing policy (an input not among them that asks for a lender key refuses the PST),
+/// the position issuance with `issuer`, and makes the return pre-signature with
+/// `lender_key` (the key `terms.lender`).
 pub fn cosign_opening(
     accepted: &Pst,
+    agreed: &LoanAgreement,
     keys: &WalletKeys,
     lender_key: &SigningKey,
     issuer: &SigningKey,
@@ -426,6 +636,10 @@ pub fn cosign_opening(
             "the borrower has not accepted it yet (its collateral and fee are missing)".into(),
         ));
     }
+    if agreed.step != LoanStep::LenderProposed {
+        return Err(LendError::NoAgreement("this loan as its lender".into()));
+    }
+    check_agreement(agreed, accepted)?;
     if lender_key.x_only_bytes() != opening.terms.lender {
         return Err(LendError::NotOurKey { role: "lender" });
     }
@@ -436,8 +650,10 @@ pub fn cosign_opening(
         ours,
         &lender_expected(&opening),
     )?;
+    let issuing = accepted.unsigned_tx().inputs[opening.layout.issuance_input].prevout;
+    let rules = SigningPolicy::all(agreed.inputs.iter().copied()).with_issuance(issuing);
     let mut pst = accepted.clone();
-    pst.sign_with_wallet(keys, SighashType::All)?;
+    policy::sign(&mut pst, Some(keys), &[lender_key], &rules)?;
     pst.sign_issuance(opening.layout.issuance_input, issuer)?;
     let escrow_index = opening.layout.escrow;
     let outpoint = OutPoint::new(pst.txid(), vout(escrow_index));
@@ -469,10 +685,15 @@ pub struct Completed {
 /// the borrower and the pre-signature, and only then signs the borrower's inputs.
 pub fn complete_opening(
     cosigned: &Pst,
+    agreed: &LoanAgreement,
     keys: &WalletKeys,
     ours: &dyn Fn(&[u8]) -> bool,
 ) -> Result<(Completed, Opening), LendError> {
     let opening = read_opening(cosigned)?;
+    if agreed.step != LoanStep::BorrowerAccepted {
+        return Err(LendError::NoAgreement("this loan as its borrower".into()));
+    }
+    check_agreement(agreed, cosigned)?;
     let presig = presignature(cosigned)
         .ok_or(LendError::NoPresignature)?
         .clone();
@@ -490,7 +711,8 @@ pub fn complete_opening(
         .escrow()
         .verify_return(cosigned.chain_id, outpoint, &escrow_output, &presig)?;
     let mut pst = cosigned.clone();
-    pst.sign_with_wallet(keys, SighashType::All)?;
+    let rules = SigningPolicy::all(agreed.inputs.iter().copied());
+    policy::sign(&mut pst, Some(keys), &[], &rules)?;
     pst.finalize()?;
     let tx = pst.extract()?;
     Ok((
@@ -605,8 +827,14 @@ pub fn propose_margin(
     Ok(pst)
 }
 
-/// What a margin PST changes: the old and new collateral in escrow.
-pub fn margin_amounts(pst: &Pst, escrow: &Escrow) -> Result<(u64, u64), LendError> {
+/// What a margin PST changes: the old and new collateral in escrow. Both escrow coins
+/// must hold the loan's collateral asset (a swap to another asset is refused, naming it)
+/// and nothing may be issued.
+pub fn margin_amounts(
+    pst: &Pst,
+    escrow: &Escrow,
+    terms: &LendingTerms,
+) -> Result<(u64, u64), LendError> {
     let bad = |m: &str| LendError::NotAMarginUpdate(m.to_owned());
     let tx = pst.unsigned_tx();
     let old = pst
@@ -632,20 +860,38 @@ pub fn margin_amounts(pst: &Pst, escrow: &Escrow) -> Result<(u64, u64), LendErro
     if tx.inputs.iter().any(|i| i.issuance.is_some()) {
         return Err(bad("a margin update issues nothing"));
     }
+    for (which, coin) in [("escrow coin spent", old), ("new escrow output", new)] {
+        if coin.asset != terms.collateral_asset {
+            return Err(LendError::CollateralAsset {
+                which,
+                agreed: terms.collateral_asset,
+                found: coin.asset,
+            });
+        }
+    }
     Ok((old.amount.units(), new.amount.units()))
 }
 
-/// The lender's co-signature of a margin update: checks that it neither takes from nor
-/// pays the lender, signs the escrow input with `ALL`, and pre-signs the return of the new
-/// escrow coin.
+/// The lender's co-signature of a margin update: checks the collateral asset, that a
+/// release does not go below the agreed collateral unless `allow_below_agreed`, that it
+/// neither takes from nor pays the lender, then signs only the escrow input with `ALL`
+/// (through the signing policy) and pre-signs the return of the new escrow coin.
 pub fn cosign_margin(
     proposal: &Pst,
     terms: &LendingTerms,
+    keys: &WalletKeys,
     lender_key: &SigningKey,
     ours: &dyn Fn(&[u8]) -> bool,
+    allow_below_agreed: bool,
 ) -> Result<Pst, LendError> {
     let escrow = escrow_of_input(proposal, 0, terms)?;
-    margin_amounts(proposal, &escrow)?;
+    let (_, new) = margin_amounts(proposal, &escrow, terms)?;
+    if new < terms.collateral_amount && !allow_below_agreed {
+        return Err(LendError::BelowAgreed {
+            new,
+            agreed: terms.collateral_amount,
+        });
+    }
     if lender_key.x_only_bytes() != terms.lender {
         return Err(LendError::NotOurKey { role: "lender" });
     }
@@ -657,7 +903,9 @@ pub fn cosign_margin(
     let spent = spent_outputs(proposal)?;
     check_flows(proposal.unsigned_tx(), &spent, ours, &BTreeMap::new())?;
     let mut pst = proposal.clone();
-    pst.sign_input(0, lender_key, SighashType::All)?;
+    let escrow_coin = pst.unsigned_tx().inputs[0].prevout;
+    let rules = SigningPolicy::new().with_coin(escrow_coin, spent[0].clone(), SighashType::All);
+    policy::sign(&mut pst, Some(keys), &[lender_key], &rules)?;
     let outpoint = OutPoint::new(pst.txid(), 0);
     let sig = escrow.sign_return(
         pst.chain_id,
@@ -674,13 +922,18 @@ pub fn cosign_margin(
 /// witness.
 pub fn complete_margin(
     cosigned: &Pst,
+    agreed: &LoanAgreement,
     terms: &LendingTerms,
     borrower_key: &SigningKey,
     keys: &WalletKeys,
     ours: &dyn Fn(&[u8]) -> bool,
 ) -> Result<Completed, LendError> {
+    if agreed.step != LoanStep::BorrowerMargin {
+        return Err(LendError::NoAgreement("this margin update".into()));
+    }
+    check_agreement(agreed, cosigned)?;
     let escrow = escrow_of_input(cosigned, 0, terms)?;
-    let (old, new) = margin_amounts(cosigned, &escrow)?;
+    let (old, new) = margin_amounts(cosigned, &escrow, terms)?;
     let presig = presignature(cosigned)
         .ok_or(LendError::NoPresignature)?
         .clone();
@@ -701,8 +954,8 @@ pub fn complete_margin(
             "the lender has not signed the escrow input".into(),
         ))?;
     let mut pst = cosigned.clone();
-    pst.sign_input(0, borrower_key, SighashType::All)?;
-    pst.sign_with_wallet(keys, SighashType::All)?;
+    let rules = SigningPolicy::all(agreed.inputs.iter().copied());
+    policy::sign(&mut pst, Some(keys), &[borrower_key], &rules)?;
     let borrower_sig = pst.inputs()[0]
         .partial_sigs
         .get(&terms.borrower)
@@ -792,8 +1045,8 @@ pub fn build_return(
     for (i, c) in selection.coins.iter().enumerate() {
         add_input_origin(&mut pst, i + 1, c)?;
     }
-    pst.sign_input(0, borrower_key, SighashType::All)?;
-    pst.sign_with_wallet(keys, SighashType::All)?;
+    let rules = SigningPolicy::all(pst.unsigned_tx().inputs.iter().map(|i| i.prevout));
+    policy::sign(&mut pst, Some(keys), &[borrower_key], &rules)?;
     let borrower_sig = pst.inputs()[0]
         .partial_sigs
         .get(&borrower_key.x_only_bytes())
@@ -816,7 +1069,8 @@ pub fn build_claim(
     let tx = escrow.claim_skeleton(outpoint, &coin, to);
     let mut pst = Pst::create(tx, vec![Some(coin)], chain_id, network)?;
     pst.set_witness_script(0, escrow.script.clone())?;
-    pst.sign_input(0, lender_key, SighashType::All)?;
+    let rules = SigningPolicy::all([outpoint]);
+    policy::sign(&mut pst, None, &[lender_key], &rules)?;
     let sig = pst.inputs()[0]
         .partial_sigs
         .get(&lender_key.x_only_bytes())
@@ -886,9 +1140,28 @@ mod tests {
         .expect("propose");
         assert_eq!(opening.terms, terms);
         assert!(!is_funded(&proposal).expect("funded?"));
+        let lender_agreed = opening_agreement(
+            LoanStep::LenderProposed,
+            &proposal,
+            &opening,
+            proposal
+                .unsigned_tx()
+                .inputs
+                .iter()
+                .map(|i| i.prevout)
+                .collect(),
+        )
+        .expect("agreement");
         // Too early for the lender to co-sign.
         assert!(matches!(
-            cosign_opening(&proposal, &lender, &lender_key.key, &issuer, &ours(&lender)),
+            cosign_opening(
+                &proposal,
+                &lender_agreed,
+                &lender,
+                &lender_key.key,
+                &issuer,
+                &ours(&lender)
+            ),
             Err(LendError::Step(_))
         ));
         let text = proposal.to_base64();
@@ -902,24 +1175,41 @@ mod tests {
             || Ok(change(&borrower, 0)),
         )
         .expect("accept");
+        let borrower_agreed = opening_agreement(
+            LoanStep::BorrowerAccepted,
+            &accepted,
+            &opening,
+            accepted.unsigned_tx().inputs[proposal.inputs().len()..]
+                .iter()
+                .map(|i| i.prevout)
+                .collect(),
+        )
+        .expect("agreement");
         // The borrower cannot complete before the lender's pre-signature.
         assert!(matches!(
-            complete_opening(&accepted, &borrower, &ours(&borrower)),
+            complete_opening(&accepted, &borrower_agreed, &borrower, &ours(&borrower)),
             Err(LendError::NoPresignature)
         ));
-        let (cosigned, _) =
-            cosign_opening(&accepted, &lender, &lender_key.key, &issuer, &ours(&lender))
-                .expect("cosign");
+        let (cosigned, _) = cosign_opening(
+            &accepted,
+            &lender_agreed,
+            &lender,
+            &lender_key.key,
+            &issuer,
+            &ours(&lender),
+        )
+        .expect("cosign");
         // A tampered pre-signature is refused before the borrower signs anything.
         let mut forged = cosigned.clone();
         let mut bad = presignature(&cosigned).expect("presig").clone();
         bad[0] ^= 1;
         forged.unknown.insert(PRESIG_KEY.to_vec(), bad);
         assert!(matches!(
-            complete_opening(&forged, &borrower, &ours(&borrower)),
+            complete_opening(&forged, &borrower_agreed, &borrower, &ours(&borrower)),
             Err(LendError::Lending(LendingError::BadReturnSignature(_)))
         ));
-        let (done, _) = complete_opening(&cosigned, &borrower, &ours(&borrower)).expect("complete");
+        let (done, _) = complete_opening(&cosigned, &borrower_agreed, &borrower, &ours(&borrower))
+            .expect("complete");
         assert_eq!(done.tx.txid(), accepted.txid());
         assert_eq!(done.escrow_output.amount.units(), 1_000);
 
@@ -980,13 +1270,29 @@ mod tests {
         )
         .expect("margin");
         assert_eq!(margin_position(&m), Some(opening.position()));
+        let margin_agreed = margin_agreement(&m, opening.position());
         assert!(matches!(
-            complete_margin(&m, &terms, &borrower_key.key, &borrower, &ours(&borrower)),
+            complete_margin(
+                &m,
+                &margin_agreed,
+                &terms,
+                &borrower_key.key,
+                &borrower,
+                &ours(&borrower)
+            ),
             Err(LendError::NoPresignature)
         ));
-        let m = cosign_margin(&m, &terms, &lender_key.key, &ours(&lender)).expect("cosign");
-        let done_m = complete_margin(&m, &terms, &borrower_key.key, &borrower, &ours(&borrower))
-            .expect("complete margin");
+        let m = cosign_margin(&m, &terms, &lender, &lender_key.key, &ours(&lender), false)
+            .expect("cosign");
+        let done_m = complete_margin(
+            &m,
+            &margin_agreed,
+            &terms,
+            &borrower_key.key,
+            &borrower,
+            &ours(&borrower),
+        )
+        .expect("complete margin");
         assert_eq!(done_m.escrow_output.amount.units(), 1_200);
         assert_eq!(done_m.escrow, OutPoint::new(done_m.tx.txid(), 0));
         // The lender refuses to co-sign an update that takes from it.
@@ -1002,8 +1308,16 @@ mod tests {
         )
         .expect("release proposal");
         assert!(matches!(
-            cosign_margin(&m2, &terms, &lender_key.key, &ours(&lender)),
+            cosign_margin(&m2, &terms, &lender, &lender_key.key, &ours(&lender), true),
             Err(LendError::Flows { .. })
+        ));
+        // A release below the agreed 1,000 needs the explicit flag.
+        assert!(matches!(
+            cosign_margin(&m2, &terms, &lender, &lender_key.key, &ours(&lender), false),
+            Err(LendError::BelowAgreed {
+                new: 900,
+                agreed: 1_000
+            })
         ));
     }
 }

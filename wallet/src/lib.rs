@@ -5,11 +5,14 @@
 //! node. The CLI (`settle`) sits on top and talks to a node through the RPC types.
 //! The normative text is `spec/wallet.md` and `spec/pst.md`.
 
+#[cfg(test)]
+mod attacks;
 pub mod coins;
 pub mod descriptor;
 pub mod keys;
 pub mod lending;
 pub mod offer;
+pub mod policy;
 pub mod pst;
 pub mod scan;
 pub mod state;

@@ -19,6 +19,7 @@ use settle_script::{Network, ScriptKind, SighashType, classify};
 
 use crate::coins::{BuildError, ChangeAddress, Strategy, WalletCoin, select_coins};
 use crate::keys::{KeyOrigin, WalletKeys};
+use crate::policy::{self, PolicyError, SigningPolicy};
 use crate::pst::{Pst, PstError, XOnly};
 
 /// The sighash type of the maker's signature.
@@ -47,6 +48,8 @@ pub enum OfferError {
     Build(#[from] BuildError),
     #[error(transparent)]
     Pst(#[from] PstError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }
 
 /// What an offer says.
@@ -54,6 +57,9 @@ pub enum OfferError {
 pub struct OfferTerms {
     /// The coin the maker gives.
     pub maker_coin: OutPoint,
+    /// The script of that coin, as the PST claims it (compare it with the chain).
+    #[serde(serialize_with = "hex_ser")]
+    pub maker_coin_script: Vec<u8>,
     pub give_asset: AssetId,
     pub give_amount: Amount,
     pub want_asset: AssetId,
@@ -149,7 +155,8 @@ pub fn make_offer(
             "this offer can be taken up to and including block {expiry_height}"
         ))?;
     }
-    let signed = pst.sign_with_wallet(keys, OFFER_SIGHASH)?;
+    let rules = SigningPolicy::new().with_coin(coin.outpoint, coin.txout.clone(), OFFER_SIGHASH);
+    let signed = policy::sign(&mut pst, Some(keys), &[], &rules)?;
     if signed.is_empty() {
         return Err(OfferError::NotOurs(coin.outpoint));
     }
@@ -202,6 +209,7 @@ pub fn read_offer(pst: &Pst) -> Result<OfferTerms, OfferError> {
     }
     Ok(OfferTerms {
         maker_coin: tx.inputs[0].prevout,
+        maker_coin_script: spent.script_pubkey.clone(),
         give_asset: spent.asset,
         give_amount: spent.amount,
         want_asset: out.asset,
@@ -268,7 +276,11 @@ where
         pst.set_output_label(o, TAKER)?;
         change_amount = Some(selection.change);
     }
-    let signed = pst.sign_with_wallet(keys, SighashType::All)?;
+    let mut rules = SigningPolicy::new();
+    for c in &selection.coins {
+        rules = rules.with_coin(c.outpoint, c.txout.clone(), SighashType::All);
+    }
+    let signed = policy::sign(&mut pst, Some(keys), &[], &rules)?;
     if signed.len() != selection.coins.len() {
         return Err(OfferError::NotAnOffer(
             "the taker's coins could not all be signed by this wallet".into(),

@@ -36,6 +36,11 @@ pub const MAX_ADDRESS_INDEX: u32 = (1 << 31) - 1;
 pub const MAX_HISTORY_ENTRIES: usize = 100_000;
 /// Most open offers one wallet remembers.
 pub const MAX_OFFER_RECORDS: usize = 10_000;
+/// Most loan agreements (proposals, acceptances, margin updates) one wallet remembers;
+/// the oldest are dropped first.
+pub const MAX_LOAN_AGREEMENTS: usize = 10_000;
+/// Most assets the user pinned as trusted.
+pub const MAX_TRUSTED_ASSETS: usize = 10_000;
 
 /// Why the wallet state could not be used or changed.
 #[derive(Debug, thiserror::Error)]
@@ -226,6 +231,37 @@ pub struct OfferRecord {
     pub expiry_height: u32,
 }
 
+/// Which side of a loan step this wallet took.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoanStep {
+    /// The lender proposed an opening: its terms and its own coins are fixed, the borrower
+    /// adds its side.
+    LenderProposed,
+    /// The borrower accepted an opening: the whole transaction is fixed.
+    BorrowerAccepted,
+    /// The borrower proposed a margin update: the whole transaction is fixed.
+    BorrowerMargin,
+}
+
+/// What this wallet's user agreed to in one loan step, kept (encrypted, in the wallet
+/// file) from the moment it was made so a later co-signing step compares the PST it is
+/// handed with this copy rather than with the PST's own claims (`spec/lending.md` 11).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct LoanAgreement {
+    pub step: LoanStep,
+    /// The position asset the loan issues (or, for a margin update, updates).
+    pub position: AssetId,
+    /// The position contract's canonical bytes: the terms and the issuer key.
+    #[serde(with = "hex_bytes")]
+    pub contract: Vec<u8>,
+    /// The coins this wallet put in, by outpoint: the only ones it will sign.
+    pub inputs: Vec<OutPoint>,
+    /// The unsigned transaction's id when this step fixed the whole transaction.
+    #[serde(default)]
+    pub txid: Option<Txid>,
+}
+
 /// The decrypted content of a wallet file.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct WalletState {
@@ -252,6 +288,12 @@ pub struct WalletState {
     /// Offers made and not yet seen taken or cancelled.
     #[serde(default)]
     pub offers: Vec<OfferRecord>,
+    /// Loan steps this wallet agreed to (absent in files written before it existed).
+    #[serde(default)]
+    pub agreements: Vec<LoanAgreement>,
+    /// Assets the user pinned as trusted (`settle asset trust`).
+    #[serde(default)]
+    pub trusted_assets: Vec<AssetId>,
 }
 
 mod mnemonic_serde {
@@ -326,6 +368,8 @@ impl WalletState {
             scan: None,
             history: Vec::new(),
             offers: Vec::new(),
+            agreements: Vec::new(),
+            trusted_assets: Vec::new(),
         }
     }
 
@@ -458,7 +502,57 @@ impl WalletState {
                 max: MAX_OFFER_RECORDS,
             });
         }
+        if self.agreements.len() > MAX_LOAN_AGREEMENTS {
+            return Err(StateError::TooMany {
+                what: "loan agreements",
+                max: MAX_LOAN_AGREEMENTS,
+            });
+        }
+        if self.trusted_assets.len() > MAX_TRUSTED_ASSETS {
+            return Err(StateError::TooMany {
+                what: "trusted assets",
+                max: MAX_TRUSTED_ASSETS,
+            });
+        }
         Ok(())
+    }
+
+    /// Keeps `a`, replacing an earlier agreement of the same step and position (a step
+    /// redone) and dropping the oldest beyond [`MAX_LOAN_AGREEMENTS`].
+    pub fn record_agreement(&mut self, a: LoanAgreement) {
+        self.agreements
+            .retain(|x| !(x.step == a.step && x.position == a.position));
+        self.agreements.push(a);
+        if self.agreements.len() > MAX_LOAN_AGREEMENTS {
+            let excess = self.agreements.len() - MAX_LOAN_AGREEMENTS;
+            self.agreements.drain(..excess);
+        }
+    }
+
+    /// The agreement of `step` for `position`, if this wallet made one.
+    pub fn agreement(&self, step: LoanStep, position: &AssetId) -> Option<&LoanAgreement> {
+        self.agreements
+            .iter()
+            .find(|x| x.step == step && x.position == *position)
+    }
+
+    /// The latest agreement of `step` that spends one of `outpoints`: how a co-signing
+    /// step finds what its user agreed to without trusting the PST's own position id (a
+    /// rewritten contract changes that id, and must be reported as the field it changed).
+    pub fn agreement_spending(
+        &self,
+        step: LoanStep,
+        outpoints: &[OutPoint],
+    ) -> Option<&LoanAgreement> {
+        self.agreements
+            .iter()
+            .rev()
+            .find(|x| x.step == step && x.inputs.iter().any(|o| outpoints.contains(o)))
+    }
+
+    /// Whether the user pinned `asset` as trusted.
+    pub fn is_trusted(&self, asset: &AssetId) -> bool {
+        self.trusted_assets.contains(asset)
     }
 
     /// The JSON plaintext. Wiped when dropped: it contains the mnemonic.

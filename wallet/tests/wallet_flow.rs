@@ -3,7 +3,7 @@
 //! through its text form, sign, finalize, extract, and save the advanced state.
 
 use settle_assets::{Amount, AssetId, ChainId, OutPoint, Txid};
-use settle_script::{Address, Network, SighashType};
+use settle_script::{Address, Network};
 use settle_wallet::coins::{BuildOptions, ChangeAddress, Payment, WalletCoin, build_payment};
 use settle_wallet::keys::{Mnemonic, SigningKey};
 use settle_wallet::pst::Pst;
@@ -88,7 +88,8 @@ fn wallet_pays_from_an_encrypted_file() {
 
     // The signer only sees the text.
     let mut pst = Pst::from_base64(&text).expect("decode");
-    let signed = pst.sign_with_wallet(&keys, SighashType::All).expect("sign");
+    let rules = settle_wallet::policy::SigningPolicy::all(built.coins.iter().map(|c| c.outpoint));
+    let signed = settle_wallet::policy::sign(&mut pst, Some(&keys), &[], &rules).expect("sign");
     assert_eq!(signed.len(), 2);
     pst.finalize().expect("finalize");
     let tx = pst.extract().expect("extract");
@@ -96,11 +97,17 @@ fn wallet_pays_from_an_encrypted_file() {
     assert_eq!(tx.outputs[1].amount.units(), 100);
     let analysis = pst.analyze();
     let cash = &analysis.assets[0];
+    // The party is bob's address; "bob" is only the label the PST claims.
+    let bob_address =
+        Address::from_script_pubkey(state.network, &settle_script::p2k(&bob.x_only()))
+            .expect("address")
+            .to_string();
     assert!(
         cash.parties
             .iter()
-            .any(|p| p.party == "bob" && p.gets == 1_000)
+            .any(|p| p.party == bob_address && p.gets == 1_000)
     );
+    assert_eq!(analysis.outputs[0].claimed_label.as_deref(), Some("bob"));
 
     save_wallet_file(&path, &state, passphrase, kdf).expect("save");
     let (reopened, _) = open_wallet_file(&path, passphrase).expect("reopen");

@@ -14,7 +14,7 @@ use serde::Serialize;
 use settle_assets::{Amount, AssetId, ChainId, IssuanceKind, OutPoint, TxOut, Txid};
 use settle_script::{Address, Network, ScriptKind, SighashType, classify};
 
-use super::{Missing, Pst, PstInput, PstOutput, hex32};
+use super::{Missing, Pst, PstInput, hex32};
 
 /// A signature present on an input.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
@@ -38,8 +38,12 @@ pub struct IssuanceSummary {
 pub struct InputSummary {
     pub index: usize,
     pub prevout: OutPoint,
-    /// Who gives this input.
+    /// Who gives this input, as the script says it: the address of the coin spent, or
+    /// "unknown (input N)" when the PST does not describe it.
     pub party: String,
+    /// The owner the PST claims for it: free text anyone could have written, never used
+    /// to name the party.
+    pub claimed_owner: Option<String>,
     /// The coin spent, when known.
     pub asset: Option<AssetId>,
     pub amount: Option<Amount>,
@@ -54,8 +58,10 @@ pub struct InputSummary {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
 pub struct OutputSummary {
     pub index: usize,
-    /// Who receives this output.
+    /// Who receives this output, as its script says it: an address, "burn", or the script.
     pub party: String,
+    /// The label the PST claims for it: free text, never used to name the party.
+    pub claimed_label: Option<String>,
     pub asset: AssetId,
     pub amount: Amount,
     pub address: Option<String>,
@@ -108,6 +114,17 @@ pub struct PstAnalysis {
     pub finalized: bool,
 }
 
+/// `text` with every control character (newline, escape) and bidirectional override
+/// replaced by `?`, so free text from a PST cannot fake or hide lines on a terminal.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi { '?' } else { c }
+        })
+        .collect()
+}
+
 fn script_kind(script: &[u8]) -> &'static str {
     match classify(script) {
         ScriptKind::PayToKey(_) => "pay-to-key",
@@ -131,26 +148,16 @@ fn script_party(network: Network, script: &[u8]) -> String {
     }
 }
 
+// Parties are named by their scripts only: owner and label fields and key origins are
+// written by whoever made the PST, and a burn labelled "alice" is still a burn.
 fn input_party(network: Network, index: usize, inp: &PstInput) -> String {
-    if let Some(owner) = &inp.owner {
-        return owner.clone();
-    }
-    if let Some(origin) = inp.key_origins.values().next() {
-        return format!("wallet {}", origin.master_fingerprint);
-    }
     match &inp.spent_output {
         Some(o) => script_party(network, &o.script_pubkey),
         None => format!("unknown (input {index})"),
     }
 }
 
-fn output_party(network: Network, out: &PstOutput, txout: &TxOut) -> String {
-    if let Some(label) = &out.label {
-        return label.clone();
-    }
-    if let Some(origin) = out.key_origins.values().next() {
-        return format!("wallet {}", origin.master_fingerprint);
-    }
+fn output_party(network: Network, txout: &TxOut) -> String {
     script_party(network, &txout.script_pubkey)
 }
 
@@ -226,6 +233,7 @@ impl Pst {
                 index,
                 prevout: txin.prevout,
                 party,
+                claimed_owner: inp.owner.clone(),
                 asset: inp.spent_output.as_ref().map(|o| o.asset),
                 amount: inp.spent_output.as_ref().map(|o| o.amount),
                 script_kind: inp
@@ -240,7 +248,7 @@ impl Pst {
 
         let mut outputs = Vec::with_capacity(self.outputs.len());
         for (index, (txout, out)) in self.tx.outputs.iter().zip(&self.outputs).enumerate() {
-            let party = output_party(network, out, txout);
+            let party = output_party(network, txout);
             let f = flows
                 .entry(txout.asset)
                 .or_insert_with(|| new_summary(txout.asset));
@@ -260,6 +268,7 @@ impl Pst {
             outputs.push(OutputSummary {
                 index,
                 party,
+                claimed_label: out.label.clone(),
                 asset: txout.asset,
                 amount: txout.amount,
                 address: Address::from_script_pubkey(network, &txout.script_pubkey)
@@ -313,7 +322,7 @@ impl fmt::Display for PstAnalysis {
             writeln!(f, "expires after height {}", self.expiry_height)?;
         }
         if let Some(note) = &self.expiry_note {
-            writeln!(f, "note: {note}")?;
+            writeln!(f, "note (claimed by the pst): {}", printable(note))?;
         }
         for a in &self.assets {
             let state = if a.balanced {

@@ -637,6 +637,12 @@ impl Pst {
         }
     }
 
+    /// Whether `key` takes part in the script input `input` spends (its spent output and,
+    /// for a script hash, its witness script known).
+    pub fn key_in_input_script(&self, input: usize, key: &XOnly) -> bool {
+        self.script_code(input, key).is_ok()
+    }
+
     /// The digest a signature by `key` of type `hash_type` on input `input` signs.
     pub fn sighash(
         &self,
@@ -756,7 +762,9 @@ impl Pst {
 
     /// Signs every unfinalized input that has a key origin belonging to `keys` (matching
     /// master fingerprint and account, and a key that derives to the recorded one).
-    /// Returns (input, key) for each signature made.
+    /// Returns (input, key) for each signature made. A primitive of the signer role: the
+    /// wallet's flows never use it on a PST from someone else, since a key origin is
+    /// whatever the PST's author wrote; they sign through [`crate::policy::sign`].
     pub fn sign_with_wallet(
         &mut self,
         keys: &WalletKeys,

@@ -206,16 +206,23 @@ fn dvp_offer_is_completed_by_the_taker() {
             .map(|p| (p.party.clone(), p.gives, p.gets))
             .collect::<Vec<_>>()
     };
-    assert_eq!(
-        flows(EUR),
-        vec![("maker".into(), 1_000, 0), ("taker".into(), 0, 1_000)]
-    );
-    assert_eq!(
-        flows(BOND),
-        vec![("maker".into(), 0, 10), ("taker".into(), 10, 0)]
-    );
+    // Parties are named by their addresses, never by the PST's own owner and label text.
+    let addr = |k: &SigningKey| {
+        settle_script::Address::from_script_pubkey(Network::Dev, &p2k(&k.x_only()))
+            .expect("address")
+            .to_string()
+    };
+    let (m, t) = (addr(&maker), addr(&taker));
+    let mut expected_eur = vec![(m.clone(), 1_000, 0), (t.clone(), 0, 1_000)];
+    expected_eur.sort();
+    let mut expected_bond = vec![(m.clone(), 0, 10), (t.clone(), 10, 0)];
+    expected_bond.sort();
+    assert_eq!(flows(EUR), expected_eur);
+    assert_eq!(flows(BOND), expected_bond);
+    assert_eq!(analysis.inputs[1].claimed_owner.as_deref(), Some("taker"));
+    assert_eq!(analysis.outputs[1].claimed_label.as_deref(), Some("taker"));
     let text = analysis.to_string();
-    assert!(text.contains("maker: gives 1000 gets 0"), "{text}");
+    assert!(text.contains(&format!("{m}: gives 1000 gets 0")), "{text}");
     assert!(text.contains("SINGLE|ANYONECANPAY"), "{text}");
 
     pst.finalize().expect("finalize");

@@ -43,6 +43,11 @@ pub struct Global {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Sign without asking: a co-signing step (pst sign, offer take, lend accept and
+    /// cosign) shows what it does to this wallet and asks first; without a terminal and
+    /// without --yes it refuses.
+    #[arg(long, global = true)]
+    pub yes: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -164,6 +169,10 @@ pub enum AssetCmd {
     Info { asset: String },
     /// Every asset on the chain.
     List,
+    /// Pin an asset (by its 64-hex id) as trusted: amounts of it are then marked trusted.
+    Trust { asset: String },
+    /// Remove an asset from the trusted ones.
+    Untrust { asset: String },
 }
 
 #[derive(Args, Debug)]
@@ -208,12 +217,22 @@ pub enum PstCmd {
     Decode { file: PathBuf },
     /// Say what each party gives and gets, who signed what, and what is missing.
     Analyze { file: PathBuf },
-    /// Sign the inputs this wallet can sign.
+    /// Sign the inputs that spend this wallet's coins (never another input that merely
+    /// names one of its keys), after showing what the transaction does to the wallet.
     Sign {
         file: PathBuf,
-        /// ALL (default), NONE, SINGLE, each optionally |ANYONECANPAY.
+        /// ALL (default), NONE, SINGLE, each optionally |ANYONECANPAY. Any type but ALL
+        /// needs the inputs it applies to named with --input.
         #[arg(long, default_value = "ALL")]
         sighash: String,
+        /// Apply --sighash to this input only (repeatable); the wallet's other inputs are
+        /// signed ALL.
+        #[arg(long = "input", value_name = "INDEX")]
+        inputs: Vec<usize>,
+        /// Permit NONE or NONE|ANYONECANPAY: the signature then covers no output, and
+        /// whoever holds the PST can send the coin anywhere.
+        #[arg(long)]
+        unsafe_allow_sighash_none: bool,
         /// Write the result here (default: over FILE).
         #[arg(long)]
         out: Option<PathBuf>,

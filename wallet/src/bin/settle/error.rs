@@ -39,6 +39,10 @@ pub mod kind {
     pub const MULTISIG: &str = "multisig";
     pub const BUILD: &str = "build";
     pub const IO: &str = "io";
+    /// The signing policy refused: the PST asks for more than the flow agreed to.
+    pub const REFUSED: &str = "refused";
+    /// A co-signing step needs confirmation: --yes, or a terminal to ask on.
+    pub const NOT_CONFIRMED: &str = "not_confirmed";
 }
 
 #[derive(Debug)]
@@ -118,6 +122,15 @@ impl From<ClientError> for CliError {
     }
 }
 
+impl From<settle_wallet::policy::PolicyError> for CliError {
+    fn from(e: settle_wallet::policy::PolicyError) -> Self {
+        match e {
+            settle_wallet::policy::PolicyError::Pst(p) => p.into(),
+            other => CliError::new(kind::REFUSED, other.to_string()),
+        }
+    }
+}
+
 impl From<PstDecodeError> for CliError {
     fn from(e: PstDecodeError) -> Self {
         CliError::new(
@@ -143,6 +156,7 @@ impl From<OfferError> for CliError {
         match e {
             OfferError::Build(b) => b.into(),
             OfferError::Pst(p) => p.into(),
+            OfferError::Policy(p) => p.into(),
             other => CliError::new(kind::OFFER, other.to_string()),
         }
     }

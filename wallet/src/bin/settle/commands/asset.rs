@@ -12,6 +12,7 @@ use settle_rpc::AssetInfo;
 use settle_script::{Network, SighashType, burn_script};
 use settle_wallet::coins::{BuildOptions, Payment, build_payment};
 use settle_wallet::keys::SigningKey;
+use settle_wallet::policy::{self, SigningPolicy};
 use settle_wallet::pst::Pst;
 use zeroize::Zeroizing;
 
@@ -47,6 +48,8 @@ pub fn run(ctx: &Ctx, cmd: AssetCmd) -> Result<Report> {
         } => burn(ctx, &amount, &asset, wait),
         AssetCmd::Info { asset } => info(ctx, &asset),
         AssetCmd::List => list(ctx),
+        AssetCmd::Trust { asset } => trust(ctx, &asset, true),
+        AssetCmd::Untrust { asset } => trust(ctx, &asset, false),
     }
 }
 
@@ -358,7 +361,10 @@ fn reissue(
     {
         pst.add_input_key_origin(0, &x, origin.clone())?;
     }
-    pst.sign_with_wallet(&open.keys, SighashType::All)?;
+    let rules = SigningPolicy::new()
+        .with_coin(carrier.outpoint, carrier.txout.clone(), SighashType::All)
+        .with_issuance(carrier.outpoint);
+    policy::sign(&mut pst, Some(&open.keys), &[], &rules)?;
     pst.sign_issuance(0, &key)?;
     pst.finalize()?;
     let tx = pst.extract()?;
@@ -484,4 +490,44 @@ fn list(ctx: &Ctx) -> Result<Report> {
         lines.join("\n")
     };
     Ok(Report::new(json!(rows), text))
+}
+
+/// `asset trust|untrust ID`: pins (or unpins) an asset by its full id. A ticker is refused:
+/// the point of pinning is to tell an asset from another with the same ticker.
+fn trust(ctx: &Ctx, asset: &str, pin: bool) -> Result<Report> {
+    let text = asset.trim();
+    if !(text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())) {
+        return Err(CliError::usage(
+            "give the asset's full 64-hex id (see `settle asset list`), not its ticker: \
+             tickers can be shared",
+        ));
+    }
+    let mut open = ctx.open()?;
+    let assets = Assets::load(ctx.client())?;
+    let info = assets.resolve(text)?;
+    let id = info.asset;
+    open.state.trusted_assets.retain(|a| *a != id);
+    if pin {
+        if open.state.trusted_assets.len() >= settle_wallet::state::MAX_TRUSTED_ASSETS {
+            return Err(CliError::usage(format!(
+                "this wallet already trusts {} assets",
+                settle_wallet::state::MAX_TRUSTED_ASSETS
+            )));
+        }
+        open.state.trusted_assets.push(id);
+    }
+    open.save()?;
+    let view = crate::commands::show::AssetView::new(&assets, Some(&open.state));
+    Ok(Report::new(
+        json!({ "asset": id, "trusted": pin }),
+        format!(
+            "{} {}",
+            view.ident(&id),
+            if pin {
+                "is now trusted"
+            } else {
+                "is no longer trusted"
+            }
+        ),
+    ))
 }

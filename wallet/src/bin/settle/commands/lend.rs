@@ -25,8 +25,10 @@ use settle_wallet::keys::{KeyOrigin, SigningKey};
 use settle_wallet::lending::{self as lend, Completed, LendError};
 use settle_wallet::pst::Pst;
 use settle_wallet::scan::Owner;
+use settle_wallet::state::{AssetFlow, LoanAgreement, LoanStep};
 
 use crate::Report;
+use crate::commands::show::{AssetView, clean, confirm};
 use crate::commands::{broadcast, change_address, flows, maybe_wait, receive_address, status_text};
 use crate::ctx::{Assets, Ctx, Open, check_pst_chain, read_pst, write_pst};
 use crate::error::{CliError, Result, kind};
@@ -80,6 +82,10 @@ pub enum LendCmd {
         /// (needs --node-datadir).
         #[arg(long, value_name = "FILE")]
         issuer_key: Option<PathBuf>,
+        /// Co-sign a margin release that leaves less collateral in escrow than the loan's
+        /// terms agreed (refused without it).
+        #[arg(long)]
+        allow_below_agreed: bool,
     },
     /// (borrower) Return the full quantity and take the collateral back, alone.
     Return {
@@ -162,7 +168,8 @@ pub fn run(ctx: &Ctx, cmd: LendCmd) -> Result<Report> {
             file,
             out,
             issuer_key,
-        } => cosign(ctx, &file, out.as_deref(), issuer_key),
+            allow_below_agreed,
+        } => cosign(ctx, &file, out.as_deref(), issuer_key, allow_below_agreed),
         LendCmd::Return { position, wait } => return_loan(ctx, &position, wait),
         LendCmd::Claim { position, wait } => claim(ctx, &position, wait),
         LendCmd::Margin {
@@ -179,6 +186,7 @@ impl From<LendError> for CliError {
         match e {
             LendError::Build(b) => b.into(),
             LendError::Pst(p) => p.into(),
+            LendError::Policy(p) => p.into(),
             other => CliError::new(lend_kind::LENDING, other.to_string()),
         }
     }
@@ -413,6 +421,56 @@ fn terms_text(assets: &Assets, t: &LendingTerms) -> String {
     )
 }
 
+/// This wallet's stored agreement of `step` for `position`, else the one that spends one
+/// of `pst`'s coins (then compared field by field, so a rewritten contract is named).
+fn agreement<'a>(
+    open: &'a Open,
+    step: LoanStep,
+    position: &AssetId,
+    pst: &Pst,
+) -> Result<&'a LoanAgreement> {
+    let spends: Vec<OutPoint> = pst.unsigned_tx().inputs.iter().map(|i| i.prevout).collect();
+    let found = open
+        .state
+        .agreement(step, position)
+        .or_else(|| open.state.agreement_spending(step, &spends));
+    found.ok_or_else(|| {
+        let what = match step {
+            LoanStep::LenderProposed => "proposed loan (as lender, with `settle lend propose`)",
+            LoanStep::BorrowerAccepted => "accepted loan (as borrower, with `settle lend accept`)",
+            LoanStep::BorrowerMargin => "margin update (with `settle lend margin`)",
+        };
+        lending(format!(
+            "this wallet has no record of a {what} for position {position}: it signs only \
+             what it agreed to"
+        ))
+    })
+}
+
+/// What a co-signing step shows before it signs: the step, the terms with every asset
+/// identified beyond its ticker, and this wallet's own net flows.
+fn summary(assets: &Assets, open: &Open, what: &str, t: &LendingTerms, f: &[AssetFlow]) -> String {
+    let view = AssetView::new(assets, Some(&open.state));
+    let mut text = format!(
+        "{what}\nterms: {} of {} (ISIN {}) against {} collateral, fee {}, rate {} bps, \
+         settles by block {}, matures at block {} (grace {} blocks)\nthis wallet's net flows:\n{}\n",
+        assets.fmt_number(&t.security_asset, u128::from(t.quantity)),
+        view.ident(&t.security_asset),
+        clean(&t.isin),
+        view.amount(&t.collateral_asset, u128::from(t.collateral_amount)),
+        view.amount(&t.fee_asset, u128::from(t.fee)),
+        t.interest_rate_bps,
+        t.settlement_height,
+        t.maturity_height,
+        t.grace_period_blocks,
+        view.flows_text(f)
+    );
+    for w in view.warnings(&[t.security_asset, t.collateral_asset, t.fee_asset]) {
+        text.push_str(&format!("{w}\n"));
+    }
+    text
+}
+
 // ---- commands ----
 
 fn propose(ctx: &Ctx, a: &ProposeArgs) -> Result<Report> {
@@ -496,6 +554,13 @@ fn propose(ctx: &Ctx, a: &ProposeArgs) -> Result<Report> {
         LendError::Build(b) => assets.build_error(b, " of the security to lend"),
         other => other.into(),
     })?;
+    let mine = pst.unsigned_tx().inputs.iter().map(|i| i.prevout).collect();
+    state.record_agreement(lend::opening_agreement(
+        LoanStep::LenderProposed,
+        &pst,
+        &opening,
+        mine,
+    )?);
     write_pst(&a.out, &pst)?;
     open.state = state;
     open.save()?;
@@ -543,6 +608,16 @@ fn accept(ctx: &Ctx, file: &Path, out: Option<&Path>, wait: bool) -> Result<Repo
         LendError::Build(b) => assets.build_error(b, " for the collateral and fee"),
         other => other.into(),
     })?;
+    let mine = accepted.unsigned_tx().inputs[pst.inputs().len()..]
+        .iter()
+        .map(|i| i.prevout)
+        .collect();
+    state.record_agreement(lend::opening_agreement(
+        LoanStep::BorrowerAccepted,
+        &accepted,
+        &opening,
+        mine,
+    )?);
     let target = out.unwrap_or(file);
     write_pst(target, &accepted)?;
     open.state = state;
@@ -576,10 +651,13 @@ fn complete(
         let loan = load_loan(ctx, &position)?;
         let (key, _) = wallet_key(&open, live, &loan.terms.borrower)
             .ok_or(LendError::NotOurKey { role: "borrower" })?;
-        let done = lend::complete_margin(pst, &loan.terms, &key, &open.keys, &ours)?;
+        let agreed = agreement(&open, LoanStep::BorrowerMargin, &position, pst)?;
+        let done = lend::complete_margin(pst, agreed, &loan.terms, &key, &open.keys, &ours)?;
         (done, position, "loan margin update", loan.terms)
     } else {
-        let (done, opening) = lend::complete_opening(pst, &open.keys, &ours)?;
+        let position = lend::read_opening(pst)?.position();
+        let agreed = agreement(&open, LoanStep::BorrowerAccepted, &position, pst)?;
+        let (done, opening) = lend::complete_opening(pst, agreed, &open.keys, &ours)?;
         (
             done,
             opening.position(),
@@ -589,6 +667,7 @@ fn complete(
     };
     let spent = lend::spent_outputs(pst)?;
     let f = flows(&done.tx, &spent, &live.watch);
+    confirm(ctx, &summary(assets, &open, note, &terms, &f))?;
     // Keep the pre-signature before the transaction can confirm: without it the borrower
     // could not return alone.
     save_presig(ctx, position, &done)?;
@@ -621,11 +700,61 @@ fn complete(
     ))
 }
 
+/// The lender's co-signature of a margin update (`lend cosign` on a margin PST).
+fn cosign_margin(
+    ctx: &Ctx,
+    pst: &Pst,
+    position: AssetId,
+    target: &Path,
+    (assets, open, live): (&Assets, &Open, &Live),
+    allow_below_agreed: bool,
+) -> Result<Report> {
+    let ours = |s: &[u8]| live.watch.owner(s).is_some();
+    let loan = load_loan(ctx, &position)?;
+    let (key, _) = wallet_key(open, live, &loan.terms.lender)
+        .ok_or(LendError::NotOurKey { role: "lender" })?;
+    let (old, new) = lend::margin_amounts(pst, &loan.escrow, &loan.terms)?;
+    let signed = lend::cosign_margin(
+        pst,
+        &loan.terms,
+        &open.keys,
+        &key,
+        &ours,
+        allow_below_agreed,
+    )?;
+    let f = flows(pst.unsigned_tx(), &lend::spent_outputs(pst)?, &live.watch);
+    let what = format!(
+        "margin update of loan {position}: collateral {} -> {}",
+        units_text(assets, &loan.terms.collateral_asset, old),
+        units_text(assets, &loan.terms.collateral_asset, new)
+    );
+    confirm(ctx, &summary(assets, open, &what, &loan.terms, &f))?;
+    write_pst(target, &signed)?;
+    let asset = loan.terms.collateral_asset;
+    Ok(Report::new(
+        json!({
+            "position": position,
+            "file": target,
+            "step": "cosigned",
+            "collateral_before": assets.fmt_number(&asset, u128::from(old)),
+            "collateral_after": assets.fmt_number(&asset, u128::from(new)),
+        }),
+        format!(
+            "co-signed the margin update of loan {position}: collateral {} -> {}\nwrote {}: \
+             the borrower finishes it with `settle lend accept`",
+            units_text(assets, &asset, old),
+            units_text(assets, &asset, new),
+            target.display()
+        ),
+    ))
+}
+
 fn cosign(
     ctx: &Ctx,
     file: &Path,
     out: Option<&Path>,
     issuer_key: Option<PathBuf>,
+    allow_below_agreed: bool,
 ) -> Result<Report> {
     let pst = read_pst(file)?;
     let mut open = ctx.open()?;
@@ -635,35 +764,18 @@ fn cosign(
     let ours = |s: &[u8]| live.watch.owner(s).is_some();
     let target = out.unwrap_or(file);
     if let Some(position) = lend::margin_position(&pst) {
-        let loan = load_loan(ctx, &position)?;
-        let (key, _) = wallet_key(&open, &live, &loan.terms.lender)
-            .ok_or(LendError::NotOurKey { role: "lender" })?;
-        let (old, new) = lend::margin_amounts(&pst, &loan.escrow)?;
-        let signed = lend::cosign_margin(&pst, &loan.terms, &key, &ours)?;
-        write_pst(target, &signed)?;
-        let asset = loan.terms.collateral_asset;
-        return Ok(Report::new(
-            json!({
-                "position": position,
-                "file": target,
-                "step": "cosigned",
-                "collateral_before": assets.fmt_number(&asset, u128::from(old)),
-                "collateral_after": assets.fmt_number(&asset, u128::from(new)),
-            }),
-            format!(
-                "co-signed the margin update of loan {position}: collateral {} -> {}\nwrote {}: \
-                 the borrower finishes it with `settle lend accept`",
-                units_text(&assets, &asset, old),
-                units_text(&assets, &asset, new),
-                target.display()
-            ),
-        ));
+        let shown = (&assets, &open, &live);
+        return cosign_margin(ctx, &pst, position, target, shown, allow_below_agreed);
     }
     let opening = lend::read_opening(&pst)?;
     let (key, _) = wallet_key(&open, &live, &opening.terms.lender)
         .ok_or(LendError::NotOurKey { role: "lender" })?;
     let issuer = position_issuer(ctx, open.state.network, issuer_key)?;
-    let (signed, opening) = lend::cosign_opening(&pst, &open.keys, &key, &issuer, &ours)?;
+    let agreed = agreement(&open, LoanStep::LenderProposed, &opening.position(), &pst)?;
+    let (signed, opening) = lend::cosign_opening(&pst, agreed, &open.keys, &key, &issuer, &ours)?;
+    let f = flows(pst.unsigned_tx(), &lend::spent_outputs(&pst)?, &live.watch);
+    let what = format!("co-sign loan {}", opening.position());
+    confirm(ctx, &summary(&assets, &open, &what, &opening.terms, &f))?;
     write_pst(target, &signed)?;
     let mut json = terms_json(&assets, opening.position(), &opening.terms);
     json["file"] = json!(target);
@@ -880,6 +992,7 @@ fn margin(ctx: &Ctx, position: &str, collateral: &str, out: &Path) -> Result<Rep
         LendError::Build(b) => assets.build_error(b, " for the margin top-up"),
         other => other.into(),
     })?;
+    state.record_agreement(lend::margin_agreement(&pst, position));
     write_pst(out, &pst)?;
     open.state = state;
     open.save()?;

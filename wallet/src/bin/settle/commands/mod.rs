@@ -7,6 +7,7 @@ pub mod multisig;
 pub mod offer;
 pub mod pay;
 pub mod pst;
+pub mod show;
 pub mod wallet;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use settle_rpc::ClientError;
 use settle_script::SighashType;
 use settle_wallet::coins::{BuiltTx, ChangeAddress};
 use settle_wallet::keys::WalletKeys;
+use settle_wallet::policy::{self, SigningPolicy};
 use settle_wallet::scan::{self, Watch};
 use settle_wallet::state::{AssetFlow, WalletState};
 
@@ -71,8 +73,11 @@ pub fn flows(tx: &Transaction, spent: &[TxOut], watch: &Watch) -> Vec<AssetFlow>
         .collect()
 }
 
-/// Flows as JSON and text: `-10 BOND, +1,000.00 EUR`.
+/// Flows as JSON and text: `-10 BOND [security, issuer …, id …], +1,000.00 EUR [cash, …]`:
+/// each asset identified beyond its ticker (used by `history` and `send`), with a warning
+/// when another asset shares or imitates a ticker.
 pub fn describe_flows(assets: &Assets, flows: &[AssetFlow]) -> (Value, String) {
+    let view = show::AssetView::new(assets, None);
     let mut json_list = Vec::new();
     let mut parts = Vec::new();
     for f in flows {
@@ -84,19 +89,24 @@ pub fn describe_flows(assets: &Assets, flows: &[AssetFlow]) -> (Value, String) {
         json_list.push(json!({
             "asset": f.asset,
             "ticker": assets.ticker(&f.asset),
+            "identity": view.json(&f.asset),
             "gave": assets.fmt_number(&f.asset, u128::from(f.gave)),
             "got": assets.fmt_number(&f.asset, u128::from(f.got)),
             "net": format!("{sign}{}", assets.fmt_number(&f.asset, units)),
         }));
         if units != 0 {
-            parts.push(format!("{sign}{}", assets.fmt(&f.asset, units)));
+            parts.push(format!("{sign}{}", view.amount(&f.asset, units)));
         }
     }
-    let text = if parts.is_empty() {
+    let mut text = if parts.is_empty() {
         "no change to balances".to_owned()
     } else {
         parts.join(", ")
     };
+    let ids: Vec<AssetId> = flows.iter().map(|f| f.asset).collect();
+    for w in view.warnings(&ids) {
+        text.push_str(&format!(" ({w})"));
+    }
     (Value::Array(json_list), text)
 }
 
@@ -109,7 +119,11 @@ pub fn sign_built(
     watch: &Watch,
 ) -> Result<(Transaction, Vec<AssetFlow>)> {
     let mut pst = built.to_pst(state.chain_id, state.network)?;
-    pst.sign_with_wallet(keys, SighashType::All)?;
+    let mut rules = SigningPolicy::new();
+    for c in &built.coins {
+        rules = rules.with_coin(c.outpoint, c.txout.clone(), SighashType::All);
+    }
+    policy::sign(&mut pst, Some(keys), &[], &rules)?;
     pst.finalize()?;
     let tx = pst.extract()?;
     let spent: Vec<TxOut> = built.coins.iter().map(|c| c.txout.clone()).collect();

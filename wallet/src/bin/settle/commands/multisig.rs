@@ -16,6 +16,7 @@ use crate::commands::pst::add_our_origins;
 use crate::ctx::{Assets, Ctx, Open, parse_address, write_pst};
 use crate::error::{CliError, Result, kind};
 use crate::sync;
+use settle_wallet::policy::{self, SigningPolicy};
 
 pub fn run(ctx: &Ctx, cmd: MultisigCmd) -> Result<Report> {
     match cmd {
@@ -200,8 +201,12 @@ fn spend(
         pst.set_output_witness_script(c.output, script.clone())?;
         pst.set_output_label(c.output, &format!("multisig {name} (change)"))?;
     }
-    add_our_origins(&mut pst, &open, &live)?;
-    let signed = pst.sign_with_wallet(&open.keys, SighashType::All)?;
+    let mut rules = SigningPolicy::new();
+    for c in &built.coins {
+        rules = rules.with_coin(c.outpoint, c.txout.clone(), SighashType::All);
+    }
+    add_our_origins(&mut pst, &open, &live, &rules)?;
+    let signed = policy::sign(&mut pst, Some(&open.keys), &[], &rules)?;
     write_pst(out, &pst)?;
     open.save()?;
     let missing: Vec<String> = pst

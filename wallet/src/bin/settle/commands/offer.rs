@@ -8,11 +8,13 @@ use settle_assets::{Amount, AssetId, Transaction, TxIn, TxOut};
 use settle_script::SighashType;
 use settle_wallet::coins::{BuildOptions, Payment, WalletCoin, build_payment, find_exact_coin};
 use settle_wallet::offer::{self, OfferTerms, Receive};
+use settle_wallet::policy::{self, SigningPolicy};
 use settle_wallet::pst::Pst;
 use settle_wallet::state::{MAX_OFFER_RECORDS, OfferRecord};
 
 use crate::Report;
 use crate::cli::OfferCmd;
+use crate::commands::show::{AssetView, claimed, confirm};
 use crate::commands::{
     broadcast, change_address, flows, maybe_wait, receive_address, sign_built, status_text,
 };
@@ -206,14 +208,46 @@ fn create(
     Ok(Report::new(json, text))
 }
 
-/// The offer's state on the chain: open, expired, or its coin already spent.
+/// The offer's state on the chain: open, expired, its coin already spent, or a coin that
+/// is not what the offer claims (the PST's description of the maker's coin is only a
+/// claim: the chain's copy decides).
 fn status(ctx: &Ctx, t: &OfferTerms, height: u64) -> Result<(&'static str, String)> {
     let coin = ctx.client().get_tx_out(&t.maker_coin, true)?;
-    if coin.is_none() {
+    let Some(coin) = coin else {
         return Ok((
             "spent",
             format!(
-                "the offered coin {} is spent: the offer was taken or cancelled",
+                "the offered coin {} is spent (or never existed): the offer was taken or \
+                 cancelled",
+                t.maker_coin
+            ),
+        ));
+    };
+    let claimed_script = hex::encode(&t.maker_coin_script);
+    if coin.asset != t.give_asset
+        || coin.amount != t.give_amount.units()
+        || coin.script_pubkey != claimed_script
+    {
+        return Ok((
+            "mismatch",
+            format!(
+                "the offered coin {} on chain holds {} units of {} at script {}, not what the \
+                 offer claims ({} units of {} at script {}): do not take it",
+                t.maker_coin,
+                coin.amount,
+                coin.asset,
+                coin.script_pubkey,
+                t.give_amount.units(),
+                t.give_asset,
+                claimed_script
+            ),
+        ));
+    }
+    if let Some(by) = coin.spent_by_mempool {
+        return Ok((
+            "spent",
+            format!(
+                "the offered coin {} is being spent by transaction {by}, waiting in the mempool",
                 t.maker_coin
             ),
         ));
@@ -257,9 +291,10 @@ fn show(ctx: &Ctx, file: &Path) -> Result<Report> {
     }
     let assets = Assets::load(ctx.client())?;
     let (state, state_text) = status(ctx, &terms, info.blocks)?;
-    let give = assets.fmt(&terms.give_asset, u128::from(terms.give_amount.units()));
-    let want = assets.fmt(&terms.want_asset, u128::from(terms.want_amount.units()));
-    let text = format!(
+    let view = AssetView::new(&assets, None);
+    let give = view.amount(&terms.give_asset, u128::from(terms.give_amount.units()));
+    let want = view.amount(&terms.want_asset, u128::from(terms.want_amount.units()));
+    let mut text = format!(
         "offer: the maker gives {give} and wants {want}\n\
          price: {}\n\
          leg 1: {give} ({}) from the maker's coin {} to the taker\n\
@@ -274,11 +309,92 @@ fn show(ctx: &Ctx, file: &Path) -> Result<Report> {
         settle_script::Address::from_script_pubkey(pst.network, &terms.maker_script)
             .map_or_else(|_| hex::encode(&terms.maker_script), |a| a.to_string()),
     );
+    text.push_str(&oddities(&pst, &view, &terms));
     let mut json = terms_json(&assets, &terms);
     json["status"] = json!(state);
     json["status_text"] = json!(state_text);
     json["height"] = json!(info.blocks);
+    json["give"]["identity"] = view.json(&terms.give_asset);
+    json["want"]["identity"] = view.json(&terms.want_asset);
+    json["warnings"] = json!(view.warnings(&[terms.give_asset, terms.want_asset]));
+    json["lock_time"] = json!(pst.unsigned_tx().lock_time);
+    json["version"] = json!(pst.unsigned_tx().version);
+    json["maker_sequence"] = json!(pst.unsigned_tx().inputs[0].sequence);
     Ok(Report::new(json, text))
+}
+
+/// What an offer's reader should not miss: a lock time, a version or a maker sequence
+/// other than the ones `offer create` writes, the PST's free-text note (marked as a claim),
+/// and any ticker another asset shares or imitates.
+fn oddities(pst: &Pst, view: &AssetView<'_>, t: &OfferTerms) -> String {
+    let tx = pst.unsigned_tx();
+    let mut text = String::new();
+    if tx.lock_time != 0 {
+        text.push_str(&format!(
+            "\nnote: lock time {}: the transaction cannot settle before it",
+            tx.lock_time
+        ));
+    }
+    if tx.version != TX_VERSION {
+        text.push_str(&format!(
+            "\nnote: unusual transaction version {}",
+            tx.version
+        ));
+    }
+    let sequence = tx.inputs[0].sequence;
+    if sequence != TxIn::spending(t.maker_coin).sequence {
+        text.push_str(&format!(
+            "\nnote: unusual sequence {sequence} on the maker's input"
+        ));
+    }
+    if let Some(n) = &t.note {
+        text.push_str(&format!("\nnote from the pst: {}", claimed(n)));
+    }
+    for w in view.warnings(&[t.give_asset, t.want_asset]) {
+        text.push_str(&format!("\n{w}"));
+    }
+    text
+}
+
+/// What `take` has already worked out for the confirmation.
+struct TakeShown<'a> {
+    view: &'a AssetView<'a>,
+    give: &'a str,
+    get: &'a str,
+}
+
+/// Before the taker's signatures leave the wallet: refuses an offer whose coin on chain is
+/// not what the PST claims, then shows what taking it does to this wallet and asks.
+fn check_and_confirm(
+    ctx: &Ctx,
+    offer_pst: &Pst,
+    done: &Pst,
+    terms: &OfferTerms,
+    live: &sync::Live,
+    shown: &TakeShown<'_>,
+) -> Result<()> {
+    let (coin_state, coin_text) = status(ctx, terms, live.height())?;
+    if coin_state == "mismatch" {
+        return Err(CliError::new(kind::OFFER, coin_text));
+    }
+    let spent_now: Vec<TxOut> = done
+        .inputs()
+        .iter()
+        .map(|i| i.spent_output.clone().unwrap_or(TxOut::NONE))
+        .collect();
+    let f_now = flows(done.unsigned_tx(), &spent_now, &live.watch);
+    confirm(
+        ctx,
+        &format!(
+            "take the offer: you give {}, you get {}\nthe maker's coin {} ({coin_text})\n\
+             this wallet's net flows:\n{}{}",
+            shown.give,
+            shown.get,
+            terms.maker_coin,
+            shown.view.flows_text(&f_now),
+            oddities(offer_pst, shown.view, terms)
+        ),
+    )
 }
 
 fn take(
@@ -323,8 +439,15 @@ fn take(
         settle_wallet::offer::OfferError::Build(b) => assets.build_error(b, ""),
         other => other.into(),
     })?;
-    let give = assets.fmt(&terms.want_asset, u128::from(terms.want_amount.units()));
-    let get = assets.fmt(&terms.give_asset, u128::from(terms.give_amount.units()));
+    let view = AssetView::new(&assets, Some(&open.state));
+    let give = view.amount(&terms.want_asset, u128::from(terms.want_amount.units()));
+    let get = view.amount(&terms.give_asset, u128::from(terms.give_amount.units()));
+    let shown = TakeShown {
+        view: &view,
+        give: &give,
+        get: &get,
+    };
+    check_and_confirm(ctx, &offer_pst, &done, &terms, &live, &shown)?;
     if no_broadcast {
         let target = out.ok_or_else(|| CliError::usage("--no-broadcast needs --out FILE"))?;
         write_pst(target, &done)?;
@@ -442,7 +565,8 @@ fn cancel(ctx: &Ctx, file: &Path, wait: bool) -> Result<Report> {
         change: vec![],
     };
     let mut pst: Pst = built.to_pst(open.state.chain_id, open.state.network)?;
-    pst.sign_with_wallet(&open.keys, SighashType::All)?;
+    let rules = SigningPolicy::new().with_coin(coin.outpoint, coin.txout.clone(), SighashType::All);
+    policy::sign(&mut pst, Some(&open.keys), &[], &rules)?;
     pst.finalize()?;
     let tx = pst.extract()?;
     let f = flows(&tx, std::slice::from_ref(&coin.txout), &live.watch);

@@ -4,13 +4,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::{Value, json};
+use settle_assets::TxOut;
 use settle_script::{Address, ScriptKind, SighashType, classify};
 use settle_wallet::keys::KeyOrigin;
+use settle_wallet::policy::{self, SigningPolicy};
 use settle_wallet::pst::{Pst, PstAnalysis, XOnly};
 use settle_wallet::scan::Owner;
 
 use crate::Report;
 use crate::cli::PstCmd;
+use crate::commands::show::{AssetView, claimed, clean, confirm};
 use crate::commands::{broadcast, flows, maybe_wait, status_text};
 use crate::ctx::{Assets, Ctx, Open, check_pst_chain, read_pst, write_pst};
 use crate::error::{CliError, Result, kind};
@@ -20,7 +23,22 @@ pub fn run(ctx: &Ctx, cmd: PstCmd) -> Result<Report> {
     match cmd {
         PstCmd::Decode { file } => decode(&file),
         PstCmd::Analyze { file } => analyze(ctx, &file),
-        PstCmd::Sign { file, sighash, out } => sign(ctx, &file, &sighash, out.as_deref()),
+        PstCmd::Sign {
+            file,
+            sighash,
+            inputs,
+            unsafe_allow_sighash_none,
+            out,
+        } => sign(
+            ctx,
+            SignArgs {
+                file: &file,
+                sighash: &sighash,
+                inputs: &inputs,
+                allow_none: unsafe_allow_sighash_none,
+                out: out.as_deref(),
+            },
+        ),
         PstCmd::Combine { files, out } => combine(&files, &out),
         PstCmd::Finalize { file, out } => finalize(&file, out.as_deref()),
         PstCmd::Broadcast { file, wait } => broadcast_pst(ctx, &file, wait),
@@ -120,7 +138,7 @@ fn decode(file: &Path) -> Result<Report> {
         tx.expiry_height,
         pst.expiry_note
             .as_deref()
-            .map(|n| format!("\nnote: {n}"))
+            .map(|n| format!("\nnote: {}", claimed(n)))
             .unwrap_or_default()
     );
     for (i, (txin, inp)) in tx.inputs.iter().zip(pst.inputs()).enumerate() {
@@ -133,7 +151,7 @@ fn decode(file: &Path) -> Result<Report> {
             },
             inp.owner
                 .as_deref()
-                .map(|o| format!(" from {o}"))
+                .map(|o| format!(" owner {}", claimed(o)))
                 .unwrap_or_default()
         ));
         if let Some(o) = &inp.spent_output {
@@ -180,78 +198,34 @@ fn decode(file: &Path) -> Result<Report> {
             },
             meta.label
                 .as_deref()
-                .map(|l| format!(" ({l})"))
+                .map(|l| format!(" (label {})", claimed(l)))
                 .unwrap_or_default()
         ));
     }
     Ok(Report::new(json, text))
 }
 
-/// The analysis in the assets' precision.
-pub fn analysis_report(a: &PstAnalysis, assets: &Assets) -> (Value, String) {
-    let name = |party: &str| -> String { party.to_owned() };
-    let mut text = format!(
-        "transaction {} on the {} chain {}\n",
-        a.txid, a.network, a.chain_id
-    );
-    if a.expiry_height != 0 {
-        text.push_str(&format!(
-            "valid up to and including block {}\n",
-            a.expiry_height
-        ));
+/// A party as the report names it: its address (from the script, never from the PST's
+/// text), "(this wallet)" when the wallet watches it, and any label the PST claims.
+fn party_text(party: &str, mine: &dyn Fn(&str) -> bool, claim: Option<&str>) -> String {
+    let mut t = clean(party);
+    if mine(party) {
+        t.push_str(" (this wallet)");
     }
-    if let Some(n) = &a.expiry_note {
-        text.push_str(&format!("note: {n}\n"));
+    if let Some(c) = claim {
+        t.push_str(&format!(", labelled {}", claimed(c)));
     }
-    let mut assets_json = Vec::new();
-    text.push_str("\nwho gives and gets what:\n");
-    for s in &a.assets {
-        let mut parties = Vec::new();
-        for p in &s.parties {
-            let line = match (p.gives, p.gets) {
-                (0, g) => format!("gets {}", assets.fmt(&s.asset, g)),
-                (g, 0) => format!("gives {}", assets.fmt(&s.asset, g)),
-                (g, r) => format!(
-                    "gives {} and gets {}",
-                    assets.fmt(&s.asset, g),
-                    assets.fmt(&s.asset, r)
-                ),
-            };
-            text.push_str(&format!("  {}: {line}\n", name(&p.party)));
-            parties.push(json!({
-                "party": p.party,
-                "gives": assets.fmt_number(&s.asset, p.gives),
-                "gets": assets.fmt_number(&s.asset, p.gets),
-            }));
-        }
-        if !s.balanced {
-            text.push_str(&format!(
-                "  ! {} does not balance yet: {} in{}, {} out\n",
-                assets.ticker(&s.asset),
-                assets.fmt(&s.asset, s.inputs),
-                if s.issued > 0 {
-                    format!(" (+{} issued)", assets.fmt(&s.asset, s.issued))
-                } else {
-                    String::new()
-                },
-                assets.fmt(&s.asset, s.outputs)
-            ));
-        }
-        assets_json.push(json!({
-            "asset": s.asset,
-            "ticker": assets.ticker(&s.asset),
-            "inputs": assets.fmt_number(&s.asset, s.inputs),
-            "issued": assets.fmt_number(&s.asset, s.issued),
-            "outputs": assets.fmt_number(&s.asset, s.outputs),
-            "burned": assets.fmt_number(&s.asset, s.burned),
-            "balanced": s.balanced,
-            "parties": parties,
-        }));
-    }
+    t
+}
+
+/// The inputs and outputs sections of the analysis: outpoints, coins with their assets
+/// identified, parties by address with any claimed text, signatures.
+fn coins_text(a: &PstAnalysis, view: &AssetView<'_>, mine: &dyn Fn(&str) -> bool) -> String {
+    let mut text = String::new();
     text.push_str("\ninputs:\n");
     for i in &a.inputs {
         let coin = match (i.asset, i.amount) {
-            (Some(asset), Some(amount)) => assets.fmt(&asset, u128::from(amount.units())),
+            (Some(asset), Some(amount)) => view.amount(&asset, u128::from(amount.units())),
             _ => "unknown coin".to_owned(),
         };
         let sigs = if i.signatures.is_empty() {
@@ -270,16 +244,17 @@ pub fn analysis_report(a: &PstAnalysis, assets: &Assets) -> (Value, String) {
                 .join(", ")
         };
         text.push_str(&format!(
-            "  {}: {coin} from {} ({}): {sigs}{}\n",
+            "  {}: coin {}: {coin} from {} ({}): {sigs}{}\n",
             i.index,
-            name(&i.party),
+            i.prevout,
+            party_text(&i.party, mine, i.claimed_owner.as_deref()),
             i.script_kind,
             if i.finalized { ", finalized" } else { "" }
         ));
         if let Some(iss) = &i.issuance {
             text.push_str(&format!(
                 "     issues {}{}\n",
-                assets.fmt(&iss.asset, u128::from(iss.amount.units())),
+                view.amount(&iss.asset, u128::from(iss.amount.units())),
                 if iss.signed {
                     " (issuer signed)"
                 } else {
@@ -304,10 +279,84 @@ pub fn analysis_report(a: &PstAnalysis, assets: &Assets) -> (Value, String) {
         text.push_str(&format!(
             "  {}: {} to {}: {bound}\n",
             o.index,
-            assets.fmt(&o.asset, u128::from(o.amount.units())),
-            name(&o.party)
+            view.amount(&o.asset, u128::from(o.amount.units())),
+            party_text(&o.party, mine, o.claimed_label.as_deref())
         ));
     }
+    text
+}
+
+/// The analysis with every amount's asset identified beyond its ticker, parties named by
+/// address, outpoints shown, and the PST's own text marked as claimed and cleaned.
+/// `mine` says whether an address is this wallet's (always false without the wallet).
+pub fn analysis_report(
+    a: &PstAnalysis,
+    view: &AssetView<'_>,
+    mine: &dyn Fn(&str) -> bool,
+) -> (Value, String) {
+    let mut text = format!(
+        "transaction {} on the {} chain {}\nlock time {}\n",
+        a.txid, a.network, a.chain_id, a.lock_time
+    );
+    if a.expiry_height != 0 {
+        text.push_str(&format!(
+            "valid up to and including block {}\n",
+            a.expiry_height
+        ));
+    }
+    if let Some(n) = &a.expiry_note {
+        text.push_str(&format!("note: {}\n", claimed(n)));
+    }
+    let mut assets_json = Vec::new();
+    text.push_str("\nwho gives and gets what (parties by address):\n");
+    for s in &a.assets {
+        text.push_str(&format!("  {}:\n", view.ident(&s.asset)));
+        let fmt = |u: u128| view.assets.fmt_number(&s.asset, u);
+        let mut parties = Vec::new();
+        for p in &s.parties {
+            let line = match (p.gives, p.gets) {
+                (0, g) => format!("gets {}", fmt(g)),
+                (g, 0) => format!("gives {}", fmt(g)),
+                (g, r) => format!("gives {} and gets {}", fmt(g), fmt(r)),
+            };
+            text.push_str(&format!(
+                "    {}: {line}\n",
+                party_text(&p.party, mine, None)
+            ));
+            parties.push(json!({
+                "party": p.party,
+                "this_wallet": mine(&p.party),
+                "gives": fmt(p.gives),
+                "gets": fmt(p.gets),
+            }));
+        }
+        if !s.balanced {
+            text.push_str(&format!(
+                "    ! does not balance yet: {} in{}, {} out\n",
+                fmt(s.inputs),
+                if s.issued > 0 {
+                    format!(" (+{} issued)", fmt(s.issued))
+                } else {
+                    String::new()
+                },
+                fmt(s.outputs)
+            ));
+        }
+        let mut j = view.json(&s.asset);
+        j["inputs"] = json!(fmt(s.inputs));
+        j["issued"] = json!(fmt(s.issued));
+        j["outputs"] = json!(fmt(s.outputs));
+        j["burned"] = json!(fmt(s.burned));
+        j["balanced"] = json!(s.balanced);
+        j["parties"] = json!(parties);
+        assets_json.push(j);
+    }
+    let ids: Vec<_> = a.assets.iter().map(|s| s.asset).collect();
+    let warnings = view.warnings(&ids);
+    for w in &warnings {
+        text.push_str(&format!("{w}\n"));
+    }
+    text.push_str(&coins_text(a, view, mine));
     let unbalanced = !a.balanced;
     if a.missing.is_empty() && !unbalanced {
         text.push_str(if a.finalized {
@@ -329,6 +378,7 @@ pub fn analysis_report(a: &PstAnalysis, assets: &Assets) -> (Value, String) {
     }
     let mut json = serde_json::to_value(a).unwrap_or_default();
     json["assets_formatted"] = Value::Array(assets_json);
+    json["warnings"] = json!(warnings);
     json["missing_text"] = a
         .missing
         .iter()
@@ -353,13 +403,62 @@ fn analyze(ctx: &Ctx, file: &Path) -> Result<Report> {
     }
     let assets = Assets::load(ctx.client())?;
     let a = pst.analyze();
-    let (json, text) = analysis_report(&a, &assets);
+    // With a wallet here, say which parties are this wallet and what `sign` would do.
+    let opened = if ctx.wallet_path().exists() {
+        ctx.open().map_err(|e| e.message)
+    } else {
+        Err("no wallet in this directory".to_owned())
+    };
+    let mut open = match opened {
+        Ok(open) => open,
+        Err(why) => {
+            let view = AssetView::new(&assets, None);
+            let (mut json, mut text) = analysis_report(&a, &view, &|_| false);
+            let note = format!("not compared with a wallet ({why})");
+            text.push_str(&format!("\n{note}\n"));
+            json["sign"] = json!(note);
+            return Ok(Report::new(json, text));
+        }
+    };
+    let live = sync::sync(ctx, &mut open)?;
+    open.save()?;
+    let view = AssetView::new(&assets, Some(&open.state));
+    let network = open.state.network;
+    let mine = |party: &str| {
+        Address::parse_for(party, network)
+            .is_ok_and(|a| live.watch.owner(&a.script_pubkey()).is_some())
+    };
+    let (mut json, mut text) = analysis_report(&a, &view, &mine);
+    let verdict = sign_rules(&pst, &live, SighashType::All, &[], false).and_then(|rules| {
+        let mut probe = pst.clone();
+        add_our_origins(&mut probe, &open, &live, &rules)?;
+        Ok(policy::sign(&mut probe, Some(&open.keys), &[], &rules)?)
+    });
+    let sign_text = match &verdict {
+        Ok(s) if s.is_empty() => "settle pst sign: nothing for this wallet to sign".to_owned(),
+        Ok(s) => format!(
+            "settle pst sign would sign input(s) {} (ALL): coins of this wallet",
+            s.iter()
+                .map(|(i, _)| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Err(e) => format!("settle pst sign would refuse: {}", e.message),
+    };
+    text.push_str(&format!("\n{sign_text}\n"));
+    json["sign"] = json!(sign_text);
     Ok(Report::new(json, text))
 }
 
-/// Adds key origins for every key of this wallet that can sign an input (pay-to-key keys
-/// it watches, its keys in imported multisigs), so [`Pst::sign_with_wallet`] finds them.
-pub fn add_our_origins(pst: &mut Pst, open: &Open, live: &Live) -> Result<()> {
+/// Adds key origins for this wallet's keys to the inputs `rules` names (pay-to-key keys
+/// it watches, its keys in imported multisigs), so the signing policy finds them. Inputs
+/// the rules do not name get nothing: a key that merely appears there is no reason to sign.
+pub fn add_our_origins(
+    pst: &mut Pst,
+    open: &Open,
+    live: &Live,
+    rules: &SigningPolicy,
+) -> Result<()> {
     let fingerprint = open.keys.master_fingerprint();
     let mut ours: BTreeMap<XOnly, KeyOrigin> = BTreeMap::new();
     for d in &open.state.multisig {
@@ -368,6 +467,9 @@ pub fn add_our_origins(pst: &mut Pst, open: &Open, live: &Live) -> Result<()> {
         }
     }
     for i in 0..pst.inputs().len() {
+        if !rules.allows(&pst.unsigned_tx().inputs[i].prevout) {
+            continue;
+        }
         let inp = pst.inputs()[i].clone();
         let Some(spent) = inp.spent_output.clone() else {
             continue;
@@ -408,19 +510,136 @@ pub fn add_our_origins(pst: &mut Pst, open: &Open, live: &Live) -> Result<()> {
     Ok(())
 }
 
-fn sign(ctx: &Ctx, file: &Path, sighash: &str, out: Option<&Path>) -> Result<Report> {
+/// The policy of `pst sign`: every input spending a coin of this wallet (as the chain
+/// has it, not as the PST describes it) is signed ALL, except the inputs named in
+/// `named`, signed `hash_type`. A named input that is not the wallet's is an error.
+fn sign_rules(
+    pst: &Pst,
+    live: &Live,
+    hash_type: SighashType,
+    named: &[usize],
+    allow_none: bool,
+) -> Result<SigningPolicy> {
+    let tx = pst.unsigned_tx();
+    if let Some(bad) = named.iter().find(|&&i| i >= tx.inputs.len()) {
+        return Err(CliError::usage(format!(
+            "--input {bad}: the pst has {} input(s)",
+            tx.inputs.len()
+        )));
+    }
+    let mut rules = SigningPolicy::new();
+    for (i, txin) in tx.inputs.iter().enumerate() {
+        let coin = live.coins.iter().find(|c| c.coin.outpoint == txin.prevout);
+        match coin {
+            Some(c) => {
+                let t = if named.contains(&i) {
+                    hash_type
+                } else {
+                    SighashType::All
+                };
+                rules = rules.with_coin(txin.prevout, c.coin.txout.clone(), t);
+            }
+            None if named.contains(&i) => {
+                return Err(CliError::new(
+                    kind::REFUSED,
+                    format!(
+                        "--input {i}: input {i} (coin {}) does not spend a coin of this wallet",
+                        txin.prevout
+                    ),
+                ));
+            }
+            None => {}
+        }
+    }
+    Ok(if allow_none {
+        rules.allow_sighash_none()
+    } else {
+        rules
+    })
+}
+
+/// What signing `pst` under `rules` does to this wallet, for the confirmation.
+fn sign_summary(pst: &Pst, live: &Live, view: &AssetView<'_>, rules: &SigningPolicy) -> String {
+    let tx = pst.unsigned_tx();
+    let spent: Vec<TxOut> = tx
+        .inputs
+        .iter()
+        .map(|i| {
+            live.coins
+                .iter()
+                .find(|c| c.coin.outpoint == i.prevout)
+                .map_or(TxOut::NONE, |c| c.coin.txout.clone())
+        })
+        .collect();
+    let f = flows(tx, &spent, &live.watch);
+    let mut text = format!(
+        "transaction {} (version {}, lock time {}, expiry height {})
+this wallet's net flows:
+{}
+",
+        pst.txid(),
+        tx.version,
+        tx.lock_time,
+        tx.expiry_height,
+        view.flows_text(&f)
+    );
+    for (o, out) in tx.outputs.iter().enumerate() {
+        let to = if out.is_burn() {
+            "burn".to_owned()
+        } else {
+            Address::from_script_pubkey(pst.network, &out.script_pubkey).map_or_else(
+                |_| format!("script {}", hex::encode(&out.script_pubkey)),
+                |a| a.to_string(),
+            )
+        };
+        let yours = if live.watch.owner(&out.script_pubkey).is_some() {
+            " (this wallet)"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "output {o}: {} to {to}{yours}\n",
+            view.amount(&out.asset, u128::from(out.amount.units()))
+        ));
+    }
+    for (i, txin) in tx.inputs.iter().enumerate() {
+        if rules.allows(&txin.prevout) {
+            text.push_str(&format!(
+                "signs input {i}: your coin {}
+",
+                txin.prevout
+            ));
+        }
+    }
+    let ids: Vec<_> = f.iter().map(|x| x.asset).collect();
+    for w in view.warnings(&ids) {
+        text.push_str(&format!("{w}\n"));
+    }
+    text
+}
+
+fn sign(ctx: &Ctx, args: SignArgs<'_>) -> Result<Report> {
     let hash_type: SighashType =
-        sighash
+        args.sighash
             .parse()
             .map_err(|e: settle_script::sighash::SighashTypeParseError| {
                 CliError::usage(e.to_string())
             })?;
-    let mut pst = read_pst(file)?;
+    if hash_type != SighashType::All && args.inputs.is_empty() {
+        return Err(CliError::usage(format!(
+            "--sighash {hash_type} applies only to inputs you name: add --input N for each \
+             (the wallet's other inputs are signed ALL)"
+        )));
+    }
+    let mut pst = read_pst(args.file)?;
     let mut open = ctx.open()?;
     check_pst_chain(&pst, &open.state)?;
     let live = sync::sync(ctx, &mut open)?;
-    add_our_origins(&mut pst, &open, &live)?;
-    let signed = pst.sign_with_wallet(&open.keys, hash_type)?;
+    let rules = sign_rules(&pst, &live, hash_type, args.inputs, args.allow_none)?;
+    add_our_origins(&mut pst, &open, &live, &rules)?;
+    // The policy's refusals come before anything is shown or written.
+    let mut signed_pst = pst.clone();
+    let signed = policy::sign(&mut signed_pst, Some(&open.keys), &[], &rules)?;
     if signed.is_empty() {
         return Err(CliError::new(
             kind::PST,
@@ -428,8 +647,12 @@ fn sign(ctx: &Ctx, file: &Path, sighash: &str, out: Option<&Path>) -> Result<Rep
              or finalized yet",
         ));
     }
+    let assets = Assets::load(ctx.client())?;
+    let view = AssetView::new(&assets, Some(&open.state));
+    confirm(ctx, &sign_summary(&pst, &live, &view, &rules))?;
+    let pst = signed_pst;
     open.save()?;
-    let target = out.unwrap_or(file);
+    let target = args.out.unwrap_or(args.file);
     write_pst(target, &pst)?;
     let missing: Vec<String> = pst
         .analyze()
@@ -439,7 +662,8 @@ fn sign(ctx: &Ctx, file: &Path, sighash: &str, out: Option<&Path>) -> Result<Rep
         .collect();
     let inputs: Vec<usize> = signed.iter().map(|(i, _)| *i).collect();
     let text = format!(
-        "signed input(s) {} with {hash_type}; wrote {}\n{}",
+        "signed input(s) {} ({hash_type} for input(s) named with --input, ALL otherwise); \
+         wrote {}\n{}",
         inputs
             .iter()
             .map(ToString::to_string)
@@ -454,7 +678,11 @@ fn sign(ctx: &Ctx, file: &Path, sighash: &str, out: Option<&Path>) -> Result<Rep
     );
     Ok(Report::new(
         json!({
-            "signed": signed.iter().map(|(i, k)| json!({"input": i, "key": hex32(k)})).collect::<Vec<_>>(),
+            "signed": signed.iter().map(|(i, k)| json!({
+                "input": i,
+                "key": hex32(k),
+                "sighash": pst.inputs()[*i].partial_sigs.get(k).map(|s| s.hash_type.name()),
+            })).collect::<Vec<_>>(),
             "sighash": hash_type.name(),
             "file": target,
             "missing": missing,
@@ -462,6 +690,15 @@ fn sign(ctx: &Ctx, file: &Path, sighash: &str, out: Option<&Path>) -> Result<Rep
         }),
         text,
     ))
+}
+
+/// The arguments of `pst sign`.
+struct SignArgs<'a> {
+    file: &'a Path,
+    sighash: &'a str,
+    inputs: &'a [usize],
+    allow_none: bool,
+    out: Option<&'a Path>,
 }
 
 fn combine(files: &[std::path::PathBuf], out: &Path) -> Result<Report> {
