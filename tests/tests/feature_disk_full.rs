@@ -147,6 +147,18 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
+/// Fills whatever the file system holding `dir` has left, in a second file.
+fn fill_more(dir: &Path) -> PathBuf {
+    let path = dir.join("filler-2");
+    let mut f = std::fs::File::create(&path).expect("filler");
+    for size in [1usize << 16, 4096, 512, 1] {
+        let chunk = vec![0u8; size];
+        while f.write_all(&chunk).is_ok() {}
+    }
+    let _ = f.sync_all();
+    path
+}
+
 fn issuance(node: &DiskNode, keys: &DevKeys, name: &str) -> Transaction {
     let chain_id = node.client().get_blockchain_info().expect("info").chain_id;
     let c = cash_contract(&keys.issuer_cash, name, "DISK");
@@ -168,7 +180,10 @@ fn submit_until_halted(node: &DiskNode, keys: &DevKeys, tag: &str) -> Vec<Txid> 
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut i = 0;
     loop {
-        assert!(Instant::now() < deadline, "the node never noticed the full disk");
+        assert!(
+            Instant::now() < deadline,
+            "the node never noticed the full disk"
+        );
         if node.health()["status"] != json!("ok") {
             return admitted;
         }
@@ -189,8 +204,17 @@ fn a_full_disk_stops_the_node_honestly_and_it_resumes_when_space_returns() {
     let tmp = tempfile::tempdir().expect("tmp");
     let mount = Mount::new(&tmp.path().join("disk"));
     let datadir = mount.path.join("node");
-    let out = run_settled(&["init", "--dev", "--datadir", datadir.to_str().expect("utf-8")]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_settled(&[
+        "init",
+        "--dev",
+        "--datadir",
+        datadir.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut node = DiskNode {
         datadir: datadir.clone(),
         log: tmp.path().join("settled.log"),
@@ -217,7 +241,10 @@ fn a_full_disk_stops_the_node_honestly_and_it_resumes_when_space_returns() {
         (&json!(false), &json!(false))
     );
     assert!(
-        halted_at.warnings.iter().any(|w| w.contains("storage full")),
+        halted_at
+            .warnings
+            .iter()
+            .any(|w| w.contains("storage full")),
         "{:?}",
         halted_at.warnings
     );
@@ -230,21 +257,51 @@ fn a_full_disk_stops_the_node_honestly_and_it_resumes_when_space_returns() {
     std::thread::sleep(Duration::from_secs(2));
     let later = client.get_blockchain_info().expect("info");
     assert_eq!(later.blocks, halted_at.blocks, "no block connected");
-    assert_eq!(later.mempool_size, waiting.len() as u64, "the mempool is kept whole");
+    assert_eq!(
+        later.mempool_size,
+        waiting.len() as u64,
+        "the mempool is kept whole"
+    );
     // Said once, loudly; retried calmly (one attempt a second at most).
     let log = node.log();
     let loud = log.lines().filter(|l| l.contains("storage full")).count();
-    assert!((1..=3).contains(&loud), "{loud} 'storage full' lines:\n{log}");
+    assert!(
+        (1..=3).contains(&loud),
+        "{loud} 'storage full' lines:\n{log}"
+    );
 
     // A stop while full: the mempool goes outside the full disk, the exit says so.
+    // (What RocksDB's failed writes left free is filled too.)
+    let last_bytes = fill_more(&mount.path);
     let status = node.stop();
-    assert_eq!(status.code(), Some(1), "a stop while the disk is full exits 1");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a stop while the disk is full exits 1"
+    );
+    // Into the data directory if the stop freed room there (the engine's log is
+    // closed first), else beside the system's temporary files; never lost, never half.
     let fallback = settle_node::mempool_file::fallback_path(&datadir);
-    assert!(fallback.exists(), "mempool saved at {}", fallback.display());
-    assert!(!datadir.join("mempool.tmp").exists(), "no partial file is left");
+    let primary = datadir.join("mempool.dat");
+    assert!(
+        primary.exists() || fallback.exists(),
+        "mempool saved neither at {} nor at {}:\n{}",
+        primary.display(),
+        fallback.display(),
+        node.log()
+    );
+    assert!(
+        node.log().contains(&format!("count={}", waiting.len())),
+        "all of it saved"
+    );
+    assert!(
+        !datadir.join("mempool.tmp").exists(),
+        "no partial file is left"
+    );
 
     // Space returns; a partial file left by a crash is cleaned at the start.
     std::fs::remove_file(&filler).expect("free space");
+    std::fs::remove_file(&last_bytes).expect("free space");
     std::fs::write(datadir.join("mempool.tmp"), b"partial").expect("stale tmp");
     node.start();
     assert!(!datadir.join("mempool.tmp").exists(), "cleaned at start");
@@ -256,7 +313,13 @@ fn a_full_disk_stops_the_node_honestly_and_it_resumes_when_space_returns() {
         });
     }
     assert_eq!(node.health()["status"], json!("ok"));
-    assert!(client.get_blockchain_info().expect("info").warnings.is_empty());
+    assert!(
+        client
+            .get_blockchain_info()
+            .expect("info")
+            .warnings
+            .is_empty()
+    );
     assert_eq!(metric(node.rpc_port, "settle_storage_full"), 0);
 
     // Full again, then space returns while it runs: it resumes by itself, or says a

@@ -24,7 +24,10 @@ fn error_of(body: &str) -> (i64, String) {
         v["error"]["code"]
             .as_i64()
             .unwrap_or_else(|| panic!("no error code: {body}")),
-        v["error"]["message"].as_str().unwrap_or_default().to_owned(),
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
     )
 }
 
@@ -137,11 +140,14 @@ fn idle_and_half_sent_connections_are_closed_and_never_lock_out_a_new_client() {
 
 /// Standard base64 of `text` (for a hand-written Authorization header).
 fn base64_encode(text: &str) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in text.as_bytes().chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -220,7 +226,11 @@ fn a_batch_runs_verifychain_at_most_once() {
         .expect("answer");
     let answers: Vec<Value> = serde_json::from_str(&body).expect("json array");
     assert_eq!(answers.len(), 100);
-    assert_eq!(answers[0]["result"]["ok"], json!(true), "the first one runs");
+    assert_eq!(
+        answers[0]["result"]["ok"],
+        json!(true),
+        "the first one runs"
+    );
     for a in &answers[1..99] {
         assert_eq!(a["error"]["code"], json!(codes::INVALID_REQUEST), "{a}");
         assert!(
@@ -232,5 +242,8 @@ fn a_batch_runs_verifychain_at_most_once() {
     }
     assert_eq!(answers[99]["id"], json!("count"));
     assert!(answers[99]["result"].is_u64(), "the rest of the batch runs");
-    eprintln!("a batch of 99 verifychain answered in {:?}", started.elapsed());
+    eprintln!(
+        "a batch of 99 verifychain answered in {:?}",
+        started.elapsed()
+    );
 }

@@ -36,7 +36,10 @@ fn a_header_demanding_absurd_key_stretching_is_refused_before_any_work() {
         let run = w.run_json(&["balance"]);
         let (kind, message) = run.error();
         assert_eq!(kind, "wallet_file", "{message}");
-        assert!(message.contains("key derivation parameters out of range"), "{message}");
+        assert!(
+            message.contains("key derivation parameters out of range"),
+            "{message}"
+        );
         assert!(message.contains(named), "{message}");
         assert!(
             run.elapsed < Duration::from_secs(5),
@@ -60,7 +63,11 @@ fn temporary_files_of_a_killed_save_are_removed_at_the_next_open() {
     let run = w.run_json(&["balance"]);
     assert!(run.ok, "{}", run.stderr);
     assert!(!stale.exists(), "the stale temporary file is removed");
-    assert!(run.stderr.contains("left by an interrupted save"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("left by an interrupted save"),
+        "{}",
+        run.stderr
+    );
     assert!(unrelated.exists(), "a file of another name is left alone");
 }
 
@@ -75,5 +82,8 @@ fn an_amount_with_surrounding_spaces_is_refused() {
         assert!(message.contains("invalid amount"), "{message}");
     }
     // Nothing was paid.
-    assert_eq!(cb.balances().get("EUR").map(String::as_str), Some("1,000.00"));
+    assert_eq!(
+        cb.balances().get("EUR").map(String::as_str),
+        Some("1,000.00")
+    );
 }

@@ -388,7 +388,9 @@ async fn serve_rpc(
         let (node, shutdown) = (Arc::clone(&node), shutdown.clone());
         connections.spawn(async move {
             let metrics = &node.metrics;
-            metrics.rpc_connections_open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics
+                .rpc_connections_open
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -405,7 +407,9 @@ async fn serve_rpc(
             if result.is_err_and(|e| e.is_timeout()) {
                 crate::metrics::Metrics::inc(&metrics.rpc_connections_timed_out, 1);
             }
-            metrics.rpc_connections_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            metrics
+                .rpc_connections_open
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             drop(permit);
         });
     }
@@ -485,8 +489,8 @@ pub async fn serve(
     // Transactions saved at the last clean stop go back in now that they can be gossiped.
     let root = datadir.root().to_path_buf();
     let restoring = Arc::clone(&node);
-    let _ = tokio::task::spawn_blocking(move || crate::mempool_file::restore(&restoring, &root))
-        .await;
+    let _ =
+        tokio::task::spawn_blocking(move || crate::mempool_file::restore(&restoring, &root)).await;
     let state = AppState {
         node: Arc::clone(&node),
         expected_auth: expected_auth.into(),

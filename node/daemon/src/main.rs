@@ -118,11 +118,10 @@ fn init_logging(filter: &str) {
         .with_filter(filter)
         .with_filter(EngineNoise);
     // Sees only the engine's ERROR lines, so nothing else is built for it.
-    let demoted = DemotedEngineErrors::default().with_filter(
-        tracing_subscriber::filter::filter_fn(|meta| {
+    let demoted =
+        DemotedEngineErrors::default().with_filter(tracing_subscriber::filter::filter_fn(|meta| {
             *meta.level() == tracing::Level::ERROR && is_engine_target(meta.target())
-        }),
-    );
+        }));
     tracing_subscriber::registry()
         .with(layer)
         .with(demoted)
@@ -146,8 +145,14 @@ const EXPECTED_ENGINE_ERRORS: &[(&str, &str)] = &[
         "Error dialing peer",
         "a peer could not be dialled (it is down or unreachable); dialling continues",
     ),
-    ("Actor has died", "a consensus engine actor stopped (the node is stopping)"),
-    ("channel closed", "a consensus engine channel closed (the node is stopping)"),
+    (
+        "Actor has died",
+        "a consensus engine actor stopped (the node is stopping)",
+    ),
+    (
+        "channel closed",
+        "a consensus engine channel closed (the node is stopping)",
+    ),
 ];
 
 /// Whether `target` is the consensus engine's (Malachite and the actor runtime).
@@ -490,14 +495,23 @@ mod tests {
     fn expected_engine_errors_are_recognised_and_others_are_not() {
         let negotiate = "Error dialing peer: Failed to negotiate transport protocol(s): [(/ip4/127.0.0.1/tcp/17401: : Connection refused (os error 111))]";
         assert_eq!(expected_engine_error(negotiate), Some(0));
-        assert_eq!(expected_engine_error("Error dialing peer: Dial timeout"), Some(1));
+        assert_eq!(
+            expected_engine_error("Error dialing peer: Dial timeout"),
+            Some(1)
+        );
         assert_eq!(
             expected_engine_error("Actor has died, stopping network: ..."),
             Some(2)
         );
-        assert_eq!(expected_engine_error("send failed: channel closed"), Some(3));
+        assert_eq!(
+            expected_engine_error("send failed: channel closed"),
+            Some(3)
+        );
         // Anything else stays an ERROR.
-        assert_eq!(expected_engine_error("could not connect the decided block"), None);
+        assert_eq!(
+            expected_engine_error("could not connect the decided block"),
+            None
+        );
         assert!(is_engine_target("arc_malachitebft_network"));
         assert!(is_engine_target("ractor::actor"));
         assert!(!is_engine_target("settled"));

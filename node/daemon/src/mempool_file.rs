@@ -94,9 +94,13 @@ pub fn clean_temporary_files(datadir: &Path) {
     ];
     for path in partial {
         match std::fs::remove_file(&path) {
-            Ok(()) => tracing::info!(path = %path.display(), "removed a partial file an interrupted save left"),
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed a partial file an interrupted save left")
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot remove a partial file"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a partial file")
+            }
         }
     }
 }

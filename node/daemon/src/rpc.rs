@@ -838,7 +838,9 @@ pub fn call(node: &Node, method: &str, params: &Value) -> Result<(Value, Effect)
             let scan = |snap: &StoreSnapshot<'_>| {
                 let mut out = Vec::new();
                 for script in &scripts {
-                    for (outpoint, coin) in snap.coins_by_script(script, MAX_COINS_PER_SCRIPT_SCAN)? {
+                    for (outpoint, coin) in
+                        snap.coins_by_script(script, MAX_COINS_PER_SCRIPT_SCAN)?
+                    {
                         out.push((outpoint, coin, true));
                     }
                 }
@@ -859,7 +861,14 @@ pub fn call(node: &Node, method: &str, params: &Value) -> Result<(Value, Effect)
                         .into_iter()
                         .map(|(outpoint, coin, confirmed)| {
                             let spent_by = m.spender_of(&outpoint);
-                            unspent_info(node, outpoint, &coin, confirmed, snap.tip.height, spent_by)
+                            unspent_info(
+                                node,
+                                outpoint,
+                                &coin,
+                                confirmed,
+                                snap.tip.height,
+                                spent_by,
+                            )
                         })
                         .collect::<Vec<UnspentInfo>>())
                 })

@@ -983,7 +983,6 @@ fn parse_tx_location(txid: &Txid, b: &[u8]) -> Result<TxLocation, StoreError> {
 }
 
 impl ChainStore {
-
     /// A confirmed transaction and where it is.
     pub fn transaction(
         &self,
@@ -1290,12 +1289,14 @@ impl StoreSnapshot<'_> {
             .multi_get_cf(keys.iter().map(|k| (cf, k.as_slice())));
         let mut out = Vec::with_capacity(outpoints.len());
         for (outpoint, bytes) in outpoints.into_iter().zip(found) {
-            let bytes = bytes.map_err(StoreError::db("reading coins"))?.ok_or_else(|| {
-                StoreError::corrupt(
-                    format!("script index entry {outpoint}"),
-                    "names a coin that is not in the UTXO set",
-                )
-            })?;
+            let bytes = bytes
+                .map_err(StoreError::db("reading coins"))?
+                .ok_or_else(|| {
+                    StoreError::corrupt(
+                        format!("script index entry {outpoint}"),
+                        "names a coin that is not in the UTXO set",
+                    )
+                })?;
             let coin: Coin = decode_stored(&bytes, format!("coin {outpoint}"))?;
             if coin.output.script_pubkey == script_pubkey {
                 out.push((outpoint, coin));

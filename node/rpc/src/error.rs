@@ -304,7 +304,8 @@ mod strict_tests {
 
     #[test]
     fn duplicate_keys_are_refused_at_any_depth_and_the_rest_parses_as_usual() {
-        let ok = br#"{"jsonrpc":"2.0","method":"help","params":[1,2.5,null,true,{"a":"b"}],"id":-1}"#;
+        let ok =
+            br#"{"jsonrpc":"2.0","method":"help","params":[1,2.5,null,true,{"a":"b"}],"id":-1}"#;
         let plain: Value = serde_json::from_slice(ok).expect("plain");
         assert_eq!(parse_json_strict(ok).expect("strict"), plain);
         for dup in [

@@ -442,7 +442,9 @@ impl Assets {
             let shown: String = text.chars().take(40).collect();
             return Err(CliError::new(
                 kind::BAD_AMOUNT,
-                format!("invalid amount {shown:?}: an amount must not be empty or start or end with spaces"),
+                format!(
+                    "invalid amount {shown:?}: an amount must not be empty or start or end with spaces"
+                ),
             ));
         }
         let a = Amount::parse_decimal(text, asset.precision).map_err(|e| {

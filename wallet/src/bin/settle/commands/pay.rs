@@ -159,7 +159,9 @@ pub fn send(ctx: &Ctx, args: SendArgs) -> Result<Report> {
     let (txid, built) = loop {
         let live = sync::sync(ctx, &mut open)?;
         let mut state = open.state.clone();
-        let built = build_send(&assets, info, amount, &to, &args, &live, &mut state, &open.keys)?;
+        let built = build_send(
+            &assets, info, amount, &to, &args, &live, &mut state, &open.keys,
+        )?;
         let (tx, f) = sign_built(&built, &state, &open.keys, &live.watch)?;
         match ctx.client().send_raw_transaction(&tx) {
             Ok(txid) => {
@@ -197,7 +199,9 @@ pub fn send(ctx: &Ctx, args: SendArgs) -> Result<Report> {
 
 /// Says on stderr why the payment is built again (stdout stays the command's report).
 fn tracing_note(e: &ClientError) {
-    eprintln!("settle: the node refused coins chosen from a view that changed ({e}); building again");
+    eprintln!(
+        "settle: the node refused coins chosen from a view that changed ({e}); building again"
+    );
 }
 
 /// Chooses coins from `live` and builds the payment (change addresses from `state`).
