@@ -920,4 +920,22 @@ mod tests {
         assert_eq!(calls, 2, "the first picture was thrown away");
         assert_eq!((height, in_chain, in_mempool), (1, true, false));
     }
+
+    #[test]
+    fn a_mempool_the_data_directory_cannot_take_is_saved_outside_and_read_back() {
+        let f = fixture();
+        let tx = issue(&f, "Saved euro", 10);
+        f.node.submit(tx.clone()).expect("accepted");
+        // A data directory that cannot take the file (here: it does not exist).
+        let datadir = f._tmp.path().join("gone");
+        let (count, path) =
+            crate::mempool_file::save_for_restart(&f.node, &datadir).expect("saved somewhere");
+        assert_eq!(count, 1);
+        assert_eq!(path, crate::mempool_file::fallback_path(&datadir));
+        assert!(!path.with_extension("tmp").exists(), "no partial file");
+        let report = crate::mempool_file::restore(&f.node, &datadir);
+        assert_eq!((report.accepted, report.dropped), (1, 0));
+        assert!(!path.exists(), "read back once, then removed");
+        assert!(f.node.mempool().contains(&tx.txid()));
+    }
 }
