@@ -153,3 +153,54 @@ fn a_chain_of_unconfirmed_transactions_confirms_in_order() {
     assert!(h2 >= h0);
     node.wait_mempool_empty();
 }
+
+#[test]
+fn two_competing_issuances_of_one_asset_are_not_both_admitted() {
+    let mut node = TestNode::start_dev();
+    // Nothing confirms: both issuances meet in the mempool.
+    node.write_config("[producer]\nenabled = false\n");
+    node.restart();
+    let client = node.client();
+    let keys = node.keys();
+    let chain_id = node.chain_id();
+    // The attacker's pair: one contract issued twice on the null outpoint, paying
+    // different keys. One asset id, two transactions; a block can hold one.
+    let contract = cash_contract(&keys.issuer_cash, "Twin euro", "TWIN");
+    let (first, asset) = issue_tx(
+        chain_id,
+        &contract,
+        &keys.issuer_cash,
+        &[(p2k(&new_key()), 10)],
+    );
+    let (second, same) = issue_tx(
+        chain_id,
+        &contract,
+        &keys.issuer_cash,
+        &[(p2k(&new_key()), 99)],
+    );
+    assert_eq!(asset, same);
+    assert_ne!(first.txid(), second.txid());
+    let first_txid = client
+        .send_raw_transaction(&first)
+        .expect("the first issuance");
+    let err = client
+        .send_raw_transaction(&second)
+        .expect_err("the competing issuance");
+    assert_eq!(rpc_code(&err), codes::TX_REJECTED, "{err}");
+    let data = err
+        .rpc()
+        .and_then(|r| r.reject_data())
+        .expect("reject data");
+    assert_eq!(data.reject_code, "duplicate-asset");
+    assert_eq!(
+        data.conflicting_txid,
+        Some(first_txid),
+        "names the waiting one"
+    );
+    let verdict = client
+        .test_mempool_accept(&[second])
+        .expect("testmempoolaccept");
+    assert!(!verdict[0].allowed);
+    assert_eq!(verdict[0].reject_code.as_deref(), Some("duplicate-asset"));
+    assert_eq!(client.get_raw_mempool().expect("pool"), vec![first_txid]);
+}

@@ -49,15 +49,20 @@ pub const HEADER_BYTES: usize = 98;
 pub const TAG_BYTES: usize = 16;
 /// Largest wallet file accepted (a state with many cached coins stays far below it).
 pub const MAX_WALLET_FILE_BYTES: usize = 64 * 1024 * 1024;
-/// Largest argon2 memory cost accepted from a file: 4 GiB. A file asking for more is
-/// refused rather than allowed to exhaust the machine.
-pub const MAX_KDF_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+/// Largest argon2 memory cost accepted from a file: 256 MiB, twice what the wallet
+/// writes ([`KdfParams::DEFAULT`]). The header is read before the passphrase is checked,
+/// so whoever can write the file chooses the cost of opening it: a planted header
+/// must not be able to make `settle` allocate gigabytes or run for minutes.
+pub const MAX_KDF_MEMORY_KIB: u32 = 256 * 1024;
 /// Smallest argon2 memory cost accepted (argon2's own minimum is 8 KiB per lane).
 pub const MIN_KDF_MEMORY_KIB: u32 = 8;
-/// Most argon2 passes accepted from a file.
-pub const MAX_KDF_PASSES: u32 = 64;
+/// Most argon2 passes accepted from a file: twice the default's.
+pub const MAX_KDF_PASSES: u32 = 4;
 /// Most argon2 lanes accepted from a file.
-pub const MAX_KDF_LANES: u32 = 16;
+pub const MAX_KDF_LANES: u32 = 4;
+/// Name prefix of the temporary files an atomic write of `<name>` makes beside it:
+/// `.<name>.tmp-<16 hex>`.
+const TMP_INFIX: &str = ".tmp-";
 
 const SALT_BYTES: usize = 16;
 const NONCE_BYTES: usize = 24;
@@ -460,7 +465,7 @@ pub fn write_file_atomic(
         .into_owned();
     let mut suffix = [0u8; 8];
     rand::fill(&mut suffix);
-    let tmp = dir.join(format!(".{name}.tmp-{}", hex::encode(suffix)));
+    let tmp = dir.join(format!(".{name}{TMP_INFIX}{}", hex::encode(suffix)));
     let result = write_synced(&tmp, bytes).and_then(|()| match overwrite {
         Overwrite::Replace => fs::rename(&tmp, path).map_err(io_err("cannot replace", path)),
         // A hard link fails if the target exists, so two creators cannot both win.
@@ -481,6 +486,40 @@ pub fn write_file_atomic(
     fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err("cannot sync directory", &dir))
+}
+
+/// Removes the temporary files an interrupted [`write_file_atomic`] of `path` left (a
+/// process killed between creating and renaming one). Call it holding the lock that
+/// serialises writers, so no live write's file is taken. Returns what it removed.
+pub fn remove_stale_temporary_files(path: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(Vec::new());
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!(".{}{TMP_INFIX}", name.to_string_lossy());
+    let mut removed = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(io_err("cannot list", dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err("cannot list", dir))?;
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        if rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let stale = entry.path();
+            fs::remove_file(&stale).map_err(io_err("cannot remove", &stale))?;
+            removed.push(stale);
+        }
+    }
+    Ok(removed)
 }
 
 fn write_synced(tmp: &Path, bytes: &[u8]) -> Result<(), StoreError> {
@@ -671,5 +710,58 @@ mod tests {
             unseal(&sealed, b"another"),
             Err(StoreError::WrongPassphrase)
         ));
+    }
+
+    #[test]
+    fn a_header_asking_for_more_than_twice_the_default_work_is_refused() {
+        for (offset, value) in [
+            (9, MAX_KDF_MEMORY_KIB + 1),
+            (9, 4 * 1024 * 1024),
+            (13, MAX_KDF_PASSES + 1),
+            (13, 64),
+            (17, MAX_KDF_LANES + 1),
+        ] {
+            let mut sealed = seal(b"x", b"pw", CHEAP).expect("seal");
+            sealed[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+            let started = std::time::Instant::now();
+            let err = unseal(&sealed, b"pw").expect_err("refused");
+            assert!(matches!(err, StoreError::KdfParams(_)), "{err}");
+            assert!(err.to_string().contains(&value.to_string()), "{err}");
+            // Refused from the header alone, before any stretching.
+            assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        }
+        // What the wallet writes stays within the caps, with room to raise it.
+        assert!(KdfParams::DEFAULT.validate().is_ok());
+        assert!(
+            KdfParams {
+                memory_kib: MAX_KDF_MEMORY_KIB,
+                passes: MAX_KDF_PASSES,
+                lanes: MAX_KDF_LANES,
+            }
+            .validate()
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn stale_temporary_files_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("wallet.settle");
+        write_file_atomic(&path, b"one", Overwrite::Refuse).expect("create");
+        let stale = dir.path().join(".wallet.settle.tmp-0123456789abcdef");
+        fs::write(&stale, b"partial").expect("stale");
+        let unrelated = [
+            dir.path().join(".wallet.settle.tmp-notours"),
+            dir.path().join(".other.settle.tmp-0123456789abcdef"),
+            dir.path().join("notes.txt"),
+        ];
+        for p in &unrelated {
+            fs::write(p, b"keep").expect("write");
+        }
+        let removed = remove_stale_temporary_files(&path).expect("clean");
+        assert_eq!(removed, vec![stale.clone()]);
+        assert!(!stale.exists());
+        assert!(unrelated.iter().all(|p| p.exists()));
+        assert_eq!(read_file(&path).expect("read"), b"one");
     }
 }

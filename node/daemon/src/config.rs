@@ -11,6 +11,8 @@ pub const DEFAULT_RPC_PORT: u16 = 7390;
 pub const DEFAULT_P2P_PORT: u16 = 7391;
 /// Most bootstrap peers and extra permitted nodes a configuration may list.
 pub const MAX_CONFIGURED_PEERS: usize = 256;
+/// Most RPC connections a configuration may allow at once.
+pub const MAX_RPC_CONNECTIONS: usize = 4_096;
 /// Largest configuration file read.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
@@ -24,6 +26,16 @@ pub const DEFAULT_CONFIG_TOML: &str = r#"# settled configuration. Command-line f
 # p2p_port = 7391
 # Log filter (tracing's EnvFilter syntax); the RUST_LOG environment variable wins.
 # log = "info"
+
+[rpc]
+# A connection is closed when a request's headers (or, on an idle connection, the
+# next request) take longer than this.
+# header_timeout_ms = 10000
+# A request whose body takes longer than this to arrive is answered 408 and closed.
+# body_timeout_ms = 30000
+# Most connections open at once; more are closed at once (settle_rpc_connections_*
+# on /metrics). Keep it well below the process's file descriptor limit.
+# max_connections = 256
 
 [mempool]
 # max_count = 50000
@@ -85,6 +97,29 @@ pub enum ConfigError {
         field: &'static str,
         detail: String,
     },
+}
+
+/// Limits of the JSON-RPC server's connections (`spec/rpc.md`, "Transport").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcConfig {
+    /// Longest wait for a request's headers, and for the next request on an idle
+    /// keep-alive connection.
+    pub header_timeout_ms: u64,
+    /// Longest wait for a request's whole body.
+    pub body_timeout_ms: u64,
+    /// Most connections open at once.
+    pub max_connections: usize,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        RpcConfig {
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_connections: 256,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -197,6 +232,7 @@ pub struct Config {
     pub rpc_bind: IpAddr,
     pub p2p_port: u16,
     pub log: String,
+    pub rpc: RpcConfig,
     pub mempool: MempoolConfig,
     pub producer: ProducerConfig,
     pub p2p: P2pConfig,
@@ -211,6 +247,7 @@ impl Default for Config {
             rpc_bind: IpAddr::from([127, 0, 0, 1]),
             p2p_port: DEFAULT_P2P_PORT,
             log: "info".into(),
+            rpc: RpcConfig::default(),
             mempool: MempoolConfig::default(),
             producer: ProducerConfig::default(),
             p2p: P2pConfig::default(),
@@ -263,6 +300,17 @@ impl Config {
         };
         if self.mempool.max_count == 0 {
             return Err(invalid("mempool.max_count", "must be at least 1"));
+        }
+        if !(1..=MAX_RPC_CONNECTIONS).contains(&self.rpc.max_connections) {
+            return Err(invalid("rpc.max_connections", "must be from 1 to 4096"));
+        }
+        for (field, value) in [
+            ("rpc.header_timeout_ms", self.rpc.header_timeout_ms),
+            ("rpc.body_timeout_ms", self.rpc.body_timeout_ms),
+        ] {
+            if !(100..=600_000).contains(&value) {
+                return Err(invalid(field, "must be from 100 to 600000"));
+            }
         }
         if self.mempool.max_bytes < settle_assets::limits::MAX_TX_SIZE_BYTES {
             return Err(invalid(

@@ -30,18 +30,33 @@ const MEMPOOL_EXPIRY_INTERVAL_MS: u64 = 10_000;
 /// refused without reading.
 const MAX_DRAIN_BYTES: usize = 4 * MAX_REQUEST_BODY_BYTES;
 
+/// Most `verifychain` calls in one batch: each replays the whole chain.
+const MAX_VERIFYCHAIN_PER_BATCH: usize = 1;
+/// Pause after a failed `accept` (out of file descriptors, say), so the loop does not spin.
+const ACCEPT_BACKOFF_MS: u64 = 100;
+/// How long open RPC connections may take to finish their answers at shutdown.
+const RPC_SHUTDOWN_GRACE_MS: u64 = 5_000;
+
 enum BodyError {
     TooLarge,
+    TimedOut,
     Read(axum::Error),
 }
 
-/// Reads a request body of at most `MAX_REQUEST_BODY_BYTES`. A larger one is drained up
-/// to `MAX_DRAIN_BYTES` without being kept.
-async fn read_body(mut body: Body) -> Result<Vec<u8>, BodyError> {
+/// Reads a request body of at most `MAX_REQUEST_BODY_BYTES` within `timeout`. A larger
+/// one is drained up to `MAX_DRAIN_BYTES` without being kept.
+async fn read_body(mut body: Body, timeout: Duration) -> Result<Vec<u8>, BodyError> {
     use http_body_util::BodyExt as _;
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut kept = Vec::new();
     let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
+    loop {
+        let Ok(next) = tokio::time::timeout_at(deadline, body.frame()).await else {
+            return Err(BodyError::TimedOut);
+        };
+        let Some(frame) = next else {
+            break;
+        };
         let frame = frame.map_err(BodyError::Read)?;
         if let Ok(data) = frame.into_data() {
             total = total.saturating_add(data.len());
@@ -164,9 +179,20 @@ async fn handle_rpc(State(state): State<AppState>, headers: HeaderMap, body: Bod
     if announced.is_some_and(|n| n > MAX_DRAIN_BYTES as u64) {
         return too_large();
     }
-    let bytes = match read_body(body).await {
+    let body_timeout = Duration::from_millis(state.node.config.rpc.body_timeout_ms);
+    let bytes = match read_body(body, body_timeout).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::TimedOut) => {
+            crate::metrics::Metrics::inc(&state.node.metrics.rpc_connections_timed_out, 1);
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                RpcError::invalid_request(format!(
+                    "the request body did not arrive within {} ms",
+                    body_timeout.as_millis()
+                )),
+            );
+        }
         Err(BodyError::Read(e)) => {
             return error_response(
                 StatusCode::BAD_REQUEST,
@@ -175,8 +201,12 @@ async fn handle_rpc(State(state): State<AppState>, headers: HeaderMap, body: Bod
         }
     };
     crate::metrics::Metrics::inc(&state.node.metrics.rpc_requests, 1);
-    let parsed: Value = match serde_json::from_slice(&bytes) {
+    let parsed: Value = match settle_rpc::error::parse_json_strict(&bytes) {
         Ok(v) => v,
+        // Valid JSON that holds a key twice: refused, never guessed at.
+        Err(e) if e.is_data() => {
+            return error_response(StatusCode::OK, RpcError::invalid_request(e));
+        }
         Err(e) => return error_response(StatusCode::OK, RpcError::parse_error(e)),
     };
     match parsed {
@@ -191,7 +221,22 @@ async fn handle_rpc(State(state): State<AppState>, headers: HeaderMap, body: Bod
                 );
             }
             let mut out = Vec::with_capacity(items.len());
+            let mut verifychains = 0;
             for item in items {
+                if item.get("method").and_then(Value::as_str) == Some("verifychain") {
+                    verifychains += 1;
+                    if verifychains > MAX_VERIFYCHAIN_PER_BATCH {
+                        let id = item.get("id").cloned().unwrap_or(Value::Null);
+                        out.push(RpcResponse::err(
+                            id,
+                            RpcError::invalid_request(
+                                "a batch may hold at most one verifychain (each replays the \
+                                 whole chain); send another one in a request of its own",
+                            ),
+                        ));
+                        continue;
+                    }
+                }
                 out.push(handle_one(&state, item).await);
             }
             json_response(StatusCode::OK, &out)
@@ -202,6 +247,21 @@ async fn handle_rpc(State(state): State<AppState>, headers: HeaderMap, body: Bod
 
 async fn handle_one(state: &AppState, item: Value) -> RpcResponse {
     let id = item.get("id").cloned().unwrap_or(Value::Null);
+    // JSON-RPC 2.0 only: a "1.0" request expects other semantics (no error object,
+    // different batch rules), so it is refused rather than half-served.
+    match item.get("jsonrpc") {
+        None => {}
+        Some(Value::String(v)) if v == "2.0" => {}
+        Some(other) => {
+            let shown: String = other.to_string().chars().take(40).collect();
+            return RpcResponse::err(
+                id,
+                RpcError::invalid_request(format!(
+                    "\"jsonrpc\" must be \"2.0\" (or left out), got {shown}"
+                )),
+            );
+        }
+    }
     let request: Request = match serde_json::from_value(item) {
         Ok(r) => r,
         Err(e) => return RpcResponse::err(id, RpcError::invalid_request(e)),
@@ -291,6 +351,80 @@ async fn wait_for_signal(shutdown: Shutdown) {
     shutdown.trigger();
 }
 
+/// Serves HTTP on `listener` until shutdown. At most `rpc.max_connections` connections
+/// are open at once (one more is closed at once, and counted); a connection whose
+/// request headers, or whose next request when idle, take longer than
+/// `rpc.header_timeout_ms` is closed (and counted), so idle or half-sent connections
+/// cannot hold the node's file descriptors and lock out new clients.
+async fn serve_rpc(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    node: Arc<Node>,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let limits = node.config.rpc.clone();
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.wait() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting an rpc connection failed");
+                    tokio::time::sleep(Duration::from_millis(ACCEPT_BACKOFF_MS)).await;
+                    continue;
+                }
+            },
+        };
+        while connections.try_join_next().is_some() {}
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            crate::metrics::Metrics::inc(&node.metrics.rpc_connections_refused, 1);
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let header_timeout = Duration::from_millis(limits.header_timeout_ms);
+        let (node, shutdown) = (Arc::clone(&node), shutdown.clone());
+        connections.spawn(async move {
+            let metrics = &node.metrics;
+            metrics
+                .rpc_connections_open
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = shutdown.wait() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if result.is_err_and(|e| e.is_timeout()) {
+                crate::metrics::Metrics::inc(&metrics.rpc_connections_timed_out, 1);
+            }
+            metrics
+                .rpc_connections_open
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+    let grace = Duration::from_millis(RPC_SHUTDOWN_GRACE_MS);
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("rpc connections still open at shutdown were closed");
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -353,10 +487,10 @@ pub async fn serve(
     let consensus = Arc::new(crate::p2p::start_consensus(&node, datadir, &shutdown).await?);
     let _ = node.consensus.set(Arc::clone(&consensus));
     // Transactions saved at the last clean stop go back in now that they can be gossiped.
-    let saved = datadir.root().join(crate::mempool_file::MEMPOOL_FILE);
+    let root = datadir.root().to_path_buf();
     let restoring = Arc::clone(&node);
     let _ =
-        tokio::task::spawn_blocking(move || crate::mempool_file::load(&restoring, &saved)).await;
+        tokio::task::spawn_blocking(move || crate::mempool_file::restore(&restoring, &root)).await;
     let state = AppState {
         node: Arc::clone(&node),
         expected_auth: expected_auth.into(),
@@ -378,10 +512,7 @@ pub async fn serve(
         shutdown.clone(),
     ));
     tracing::info!(rpc = %local, p2p_port = node.config.p2p_port, "settled is ready");
-    let sd = shutdown.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { sd.wait().await })
-        .await;
+    let served = serve_rpc(listener, app, Arc::clone(&node), shutdown.clone()).await;
     shutdown.trigger();
     while tasks.join_next().await.is_some() {}
     // The node keeps its handle (for RPC) in a OnceLock: stop the engine through ours.

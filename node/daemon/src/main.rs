@@ -116,17 +116,79 @@ fn init_logging(filter: &str) {
         .with_ansi(terminal)
         .with_writer(writer)
         .with_filter(filter)
-        .with_filter(NoSubscriberNoise);
-    tracing_subscriber::registry().with(layer).init();
+        .with_filter(EngineNoise);
+    // Sees only the engine's ERROR lines, so nothing else is built for it.
+    let demoted =
+        DemotedEngineErrors::default().with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            *meta.level() == tracing::Level::ERROR && is_engine_target(meta.target())
+        }));
+    tracing_subscriber::registry()
+        .with(layer)
+        .with(demoted)
+        .init();
 }
 
-/// Drops the network engine's "NoPeersSubscribedToTopic" errors. A lone dev validator
-/// has no peer to publish to, and a node whose peers are all down is shown by
-/// `getpeerinfo` and `getconsensusinfo`; as an ERROR line every few seconds it only
-/// buries the errors that need an operator.
-struct NoSubscriberNoise;
+/// How often one kind of expected engine error is shown (as a WARN line).
+const ENGINE_NOISE_INTERVAL_MS: u64 = 30_000;
 
-impl<S> tracing_subscriber::layer::Filter<S> for NoSubscriberNoise {
+/// Engine ERROR lines that report expected conditions, and what they mean. An ERROR
+/// line must always mean an operator has to act: a peer that is down shows in
+/// `getpeerinfo` and `getconsensusinfo`, and actors and channels close when the node
+/// stops. These are shown at WARN instead, at most once per interval per kind, with
+/// the count of those left out.
+const EXPECTED_ENGINE_ERRORS: &[(&str, &str)] = &[
+    (
+        "Failed to negotiate transport protocol",
+        "a peer could not be dialled (it is down or unreachable); dialling continues",
+    ),
+    (
+        "Error dialing peer",
+        "a peer could not be dialled (it is down or unreachable); dialling continues",
+    ),
+    (
+        "Actor has died",
+        "a consensus engine actor stopped (the node is stopping)",
+    ),
+    (
+        "channel closed",
+        "a consensus engine channel closed (the node is stopping)",
+    ),
+];
+
+/// Whether `target` is the consensus engine's (Malachite and the actor runtime).
+fn is_engine_target(target: &str) -> bool {
+    target.starts_with("arc_malachitebft") || target.starts_with("ractor")
+}
+
+/// Which expected engine error `message` is, if any. "Failed to negotiate" is checked
+/// before "Error dialing peer", which usually wraps it.
+fn expected_engine_error(message: &str) -> Option<usize> {
+    EXPECTED_ENGINE_ERRORS
+        .iter()
+        .position(|(needle, _)| message.contains(needle))
+}
+
+/// The `message` field of an event.
+fn event_message(event: &tracing::Event<'_>) -> String {
+    struct Message(String);
+    impl tracing::field::Visit for Message {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                self.0 = format!("{value:?}");
+            }
+        }
+    }
+    let mut m = Message(String::new());
+    event.record(&mut m);
+    m.0
+}
+
+/// Drops the engine's "NoPeersSubscribedToTopic" errors (a lone dev validator has no
+/// peer to publish to) and the expected errors of [`EXPECTED_ENGINE_ERRORS`], which
+/// [`DemotedEngineErrors`] shows at WARN instead.
+struct EngineNoise;
+
+impl<S> tracing_subscriber::layer::Filter<S> for EngineNoise {
     fn enabled(
         &self,
         _meta: &tracing::Metadata<'_>,
@@ -141,22 +203,65 @@ impl<S> tracing_subscriber::layer::Filter<S> for NoSubscriberNoise {
         _cx: &tracing_subscriber::layer::Context<'_, S>,
     ) -> bool {
         let meta = event.metadata();
-        if *meta.level() != tracing::Level::ERROR
-            || !meta.target().starts_with("arc_malachitebft_network")
-        {
+        if *meta.level() != tracing::Level::ERROR || !is_engine_target(meta.target()) {
             return true;
         }
-        struct Message(bool);
-        impl tracing::field::Visit for Message {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}").contains("NoPeersSubscribedToTopic");
-                }
+        let message = event_message(event);
+        !message.contains("NoPeersSubscribedToTopic") && expected_engine_error(&message).is_none()
+    }
+}
+
+/// Lets one line per kind through per interval; counts the rest.
+#[derive(Default)]
+struct RateLimiter {
+    /// Per kind: when a line was last let through, and how many were held back since.
+    last: std::sync::Mutex<std::collections::HashMap<usize, (std::time::Instant, u64)>>,
+}
+
+impl RateLimiter {
+    /// `Some(held back since the last one)` when a line of `kind` may be shown at `now`.
+    fn allow(&self, kind: usize, now: std::time::Instant) -> Option<u64> {
+        let interval = std::time::Duration::from_millis(ENGINE_NOISE_INTERVAL_MS);
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        match last.get_mut(&kind) {
+            Some((at, held)) if now.duration_since(*at) < interval => {
+                *held += 1;
+                None
+            }
+            Some((at, held)) => {
+                let shown = *held;
+                *at = now;
+                *held = 0;
+                Some(shown)
+            }
+            None => {
+                last.insert(kind, (now, 0));
+                Some(0)
             }
         }
-        let mut noise = Message(false);
-        event.record(&mut noise);
-        !noise.0
+    }
+}
+
+/// Shows the engine's expected errors at WARN, rate-limited (see [`EngineNoise`]).
+#[derive(Default)]
+struct DemotedEngineErrors(RateLimiter);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for DemotedEngineErrors {
+    fn on_event(&self, event: &tracing::Event<'_>, _cx: tracing_subscriber::layer::Context<'_, S>) {
+        let message = event_message(event);
+        let Some(kind) = expected_engine_error(&message) else {
+            return;
+        };
+        if let Some(held_back) = self.0.allow(kind, std::time::Instant::now()) {
+            let detail: String = message.chars().take(300).collect();
+            tracing::warn!(
+                target: "settled::engine",
+                held_back,
+                detail = %detail,
+                "{}",
+                EXPECTED_ENGINE_ERRORS[kind].1
+            );
+        }
     }
 }
 
@@ -266,6 +371,7 @@ fn run(common: &Common, dir: &DataDir) -> Fallible {
     }
     let config = load_config(common, dir)?;
     init_logging(&config.log);
+    mempool_file::clean_temporary_files(dir.root());
     let (spec, spec_toml) = dir.read_chain_spec()?;
     if common.dev && spec.network != settle_chain::Network::Dev {
         return Err(format!(
@@ -313,19 +419,23 @@ fn run(common: &Common, dir: &DataDir) -> Fallible {
     // Only a mempool that holds something is written: after a start that failed before
     // the saved one was read back, that file must survive.
     if !node.mempool().is_empty() {
-        match mempool_file::save(&node, &dir.root().join(mempool_file::MEMPOOL_FILE)) {
-            Ok(count) => tracing::info!(count, "mempool saved for the next start"),
-            Err(e) => {
-                tracing::error!(error = %e, "saving the mempool failed; its transactions must be sent again")
-            }
+        // A failure is logged there, naming every transaction dropped.
+        if let Ok((count, path)) = mempool_file::save_for_restart(&node, dir.root()) {
+            tracing::info!(count, path = %path.display(), "mempool saved for the next start");
         }
     }
-    if let Err(e) = node.store.flush() {
+    let halted = node.storage_halt();
+    if halted.is_none()
+        && let Err(e) = node.store.flush()
+    {
         tracing::error!(error = %e, "flushing the database at shutdown failed (no connected block is lost)");
     }
     drop(node);
     drop(lock);
     served?;
+    if let Some(h) = halted {
+        return Err(format!("stopped while the disk was full: {}", h.describe()).into());
+    }
     tracing::info!("settled stopped");
     Ok(())
 }
@@ -374,5 +484,50 @@ fn main() -> ExitCode {
             eprintln!("settled: error: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_engine_errors_are_recognised_and_others_are_not() {
+        let negotiate = "Error dialing peer: Failed to negotiate transport protocol(s): [(/ip4/127.0.0.1/tcp/17401: : Connection refused (os error 111))]";
+        assert_eq!(expected_engine_error(negotiate), Some(0));
+        assert_eq!(
+            expected_engine_error("Error dialing peer: Dial timeout"),
+            Some(1)
+        );
+        assert_eq!(
+            expected_engine_error("Actor has died, stopping network: ..."),
+            Some(2)
+        );
+        assert_eq!(
+            expected_engine_error("send failed: channel closed"),
+            Some(3)
+        );
+        // Anything else stays an ERROR.
+        assert_eq!(
+            expected_engine_error("could not connect the decided block"),
+            None
+        );
+        assert!(is_engine_target("arc_malachitebft_network"));
+        assert!(is_engine_target("ractor::actor"));
+        assert!(!is_engine_target("settled"));
+    }
+
+    #[test]
+    fn one_line_per_kind_per_interval_with_the_count_held_back() {
+        let limiter = RateLimiter::default();
+        let t0 = std::time::Instant::now();
+        let step = std::time::Duration::from_millis(ENGINE_NOISE_INTERVAL_MS / 10);
+        assert_eq!(limiter.allow(0, t0), Some(0));
+        assert_eq!(limiter.allow(1, t0), Some(0), "kinds are limited apart");
+        for i in 1..10 {
+            assert_eq!(limiter.allow(0, t0 + step * i), None);
+        }
+        assert_eq!(limiter.allow(0, t0 + step * 10), Some(9));
+        assert_eq!(limiter.allow(0, t0 + step * 11), None);
     }
 }

@@ -41,6 +41,32 @@ pub struct MempoolEntry {
     seq: u64,
     /// Coins it creates (burns excluded).
     created: Vec<OutPoint>,
+    /// Units it issues per asset, and whether it creates the asset.
+    issues: Vec<(AssetId, u128, bool)>,
+}
+
+/// What waiting transactions do to one asset's registry entry: the entry a waiting
+/// issuance creates, and the units waiting issuances and reissuances add. Waiting burns
+/// are not counted: a burn may still leave, and a supply limit must hold without it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PendingAsset {
+    /// The waiting transaction creating the asset, and its registry entry.
+    pub created: Option<(Txid, AssetInfo)>,
+    /// Units issued by waiting transactions.
+    pub issued: u128,
+}
+
+impl PendingAsset {
+    /// The registry entry as the next block would see it after the waiting
+    /// transactions, given the chain's (`base`).
+    fn apply(&self, base: Option<AssetInfo>) -> Option<AssetInfo> {
+        let mut info = match &self.created {
+            Some((_, info)) => info.clone(),
+            None => base?,
+        };
+        info.issued += self.issued;
+        Some(info)
+    }
 }
 
 /// Why a transaction left the mempool without being confirmed.
@@ -98,6 +124,8 @@ pub struct Mempool {
     spent_by: HashMap<OutPoint, Txid>,
     /// Coins created by waiting transactions.
     created: HashMap<OutPoint, Coin>,
+    /// Assets waiting transactions create or issue more of.
+    assets: HashMap<AssetId, PendingAsset>,
     bytes: usize,
     next_seq: u64,
 }
@@ -106,6 +134,7 @@ pub struct Mempool {
 pub struct MempoolView<'a, V: ChainView> {
     base: V,
     created: &'a HashMap<OutPoint, Coin>,
+    assets: &'a HashMap<AssetId, PendingAsset>,
 }
 
 impl<V: ChainView> std::fmt::Debug for MempoolView<'_, V> {
@@ -122,13 +151,46 @@ impl<V: ChainView> ChainView for MempoolView<'_, V> {
         }
     }
     fn asset(&self, asset: &AssetId) -> Option<AssetInfo> {
-        self.base.asset(asset)
+        match self.assets.get(asset) {
+            Some(pending) => pending.apply(self.base.asset(asset)),
+            None => self.base.asset(asset),
+        }
     }
     fn utxo_muhash(&self) -> MuHash3072 {
         self.base.utxo_muhash()
     }
     fn membership(&self) -> Option<settle_chain::MembershipState> {
         self.base.membership()
+    }
+}
+
+/// The part of the mempool one transaction's validation reads (the waiting coins it
+/// spends, the waiting changes to assets it names), copied so that its scripts can be
+/// verified without holding the mempool lock.
+#[derive(Clone, Debug, Default)]
+pub struct MempoolSlice {
+    created: HashMap<OutPoint, Coin>,
+    assets: HashMap<AssetId, PendingAsset>,
+}
+
+impl MempoolSlice {
+    /// A chain view of `base` with this slice on top.
+    pub fn view<V: ChainView>(&self, base: V) -> MempoolView<'_, V> {
+        MempoolView {
+            base,
+            created: &self.created,
+            assets: &self.assets,
+        }
+    }
+
+    /// The waiting transaction that creates an asset `tx` issues anew, if any: a
+    /// `duplicate-asset` rejection names it.
+    pub fn creator_of_issued_asset(&self, tx: &Transaction) -> Option<Txid> {
+        tx.inputs
+            .iter()
+            .filter_map(|i| i.issuance.as_ref().map(|iss| iss.asset_id(&i.prevout)))
+            .find_map(|a| self.assets.get(&a).and_then(|p| p.created.as_ref()))
+            .map(|(txid, _)| *txid)
     }
 }
 
@@ -148,6 +210,7 @@ impl Mempool {
             order: BTreeMap::new(),
             spent_by: HashMap::new(),
             created: HashMap::new(),
+            assets: HashMap::new(),
             bytes: 0,
             next_seq: 0,
         }
@@ -211,7 +274,54 @@ impl Mempool {
         MempoolView {
             base,
             created: &self.created,
+            assets: &self.assets,
         }
+    }
+
+    /// Copies what validating `tx` reads of the mempool (see [`MempoolSlice`]).
+    pub fn slice_for(&self, tx: &Transaction) -> MempoolSlice {
+        let mut slice = MempoolSlice::default();
+        for input in &tx.inputs {
+            if let Some(coin) = self.created.get(&input.prevout) {
+                slice.created.insert(input.prevout, coin.clone());
+            }
+        }
+        for asset in Self::assets_named(tx) {
+            if let Some(p) = self.assets.get(&asset) {
+                slice.assets.insert(asset, p.clone());
+            }
+        }
+        slice
+    }
+
+    /// Whether `slice` still shows what the mempool holds for `tx`: the waiting coins it
+    /// spends are still waiting, and the assets it names have not changed.
+    pub fn slice_is_current(&self, tx: &Transaction, slice: &MempoolSlice) -> bool {
+        slice
+            .created
+            .keys()
+            .all(|outpoint| self.created.contains_key(outpoint))
+            && Self::assets_named(tx)
+                .iter()
+                .all(|a| self.assets.get(a) == slice.assets.get(a))
+    }
+
+    /// The assets `tx` issues, reissues or pays out.
+    fn assets_named(tx: &Transaction) -> Vec<AssetId> {
+        let mut assets: Vec<AssetId> = tx
+            .inputs
+            .iter()
+            .filter_map(|i| i.issuance.as_ref().map(|iss| iss.asset_id(&i.prevout)))
+            .chain(tx.outputs.iter().map(|o| o.asset))
+            .collect();
+        assets.sort();
+        assets.dedup();
+        assets
+    }
+
+    /// What waiting transactions do to `asset`, if anything.
+    pub fn pending_asset(&self, asset: &AssetId) -> Option<&PendingAsset> {
+        self.assets.get(asset)
     }
 
     /// Checks the limits and the waiting transactions for a conflict: what can be
@@ -327,6 +437,19 @@ impl Mempool {
             created.push(outpoint);
             self.created.insert(outpoint, coin);
         }
+        let mut issues = Vec::new();
+        for delta in effects.assets {
+            if delta.issued == 0 && delta.created.is_none() {
+                continue;
+            }
+            let pending = self.assets.entry(delta.asset).or_default();
+            pending.issued += delta.issued;
+            let creates = delta.created.is_some();
+            if let Some(info) = delta.created {
+                pending.created = Some((txid, info));
+            }
+            issues.push((delta.asset, delta.issued, creates));
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.order.insert(seq, txid);
@@ -343,6 +466,7 @@ impl Mempool {
                 parents,
                 seq,
                 created,
+                issues,
             },
         );
     }
@@ -359,6 +483,17 @@ impl Mempool {
         }
         for outpoint in &entry.created {
             self.created.remove(outpoint);
+        }
+        for (asset, issued, creates) in &entry.issues {
+            if let Some(pending) = self.assets.get_mut(asset) {
+                pending.issued -= issued;
+                if *creates {
+                    pending.created = None;
+                }
+                if pending.created.is_none() && pending.issued == 0 {
+                    self.assets.remove(asset);
+                }
+            }
         }
         Some(entry)
     }
@@ -468,6 +603,25 @@ impl Mempool {
             if !self.entries.contains_key(&outpoint.txid) {
                 return Err(format!("created coin {outpoint} of a missing transaction"));
             }
+        }
+        let mut issued: HashMap<AssetId, (u128, Option<Txid>)> = HashMap::new();
+        for e in self.entries.values() {
+            for (asset, units, creates) in &e.issues {
+                let slot = issued.entry(*asset).or_default();
+                slot.0 += units;
+                if *creates {
+                    slot.1 = Some(e.txid);
+                }
+            }
+        }
+        issued.retain(|_, (units, creator)| *units > 0 || creator.is_some());
+        let index: HashMap<AssetId, (u128, Option<Txid>)> = self
+            .assets
+            .iter()
+            .map(|(a, p)| (*a, (p.issued, p.created.as_ref().map(|c| c.0))))
+            .collect();
+        if issued != index {
+            return Err("the pending asset index disagrees with the entries".into());
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! submitted a payment and then saw the node restart must not have to find out that it
 //! silently vanished (`spec/storage.md`, "Data directory").
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use settle_assets::encode::{Reader, write_compact_size, write_var_bytes};
 use settle_assets::limits::MAX_TX_SIZE_BYTES;
@@ -40,6 +40,83 @@ pub fn save(node: &Node, path: &Path) -> Result<usize, DataDirError> {
     }
     write_atomic(path, &out, 0o600)?;
     Ok(txs.len())
+}
+
+/// Where the mempool is written when the data directory's disk is full: the system's
+/// temporary directory, under a name fixed by the data directory's path, so the next
+/// start on that directory finds it (`spec/storage.md`, "A full disk").
+pub fn fallback_path(datadir: &Path) -> PathBuf {
+    let canonical = datadir
+        .canonicalize()
+        .unwrap_or_else(|_| datadir.to_path_buf());
+    let tag = settle_assets::hash::tagged_hash(
+        "Settle/MempoolFallback",
+        canonical.as_os_str().as_encoded_bytes(),
+    );
+    std::env::temp_dir().join(format!("settled-mempool-{}.dat", hex::encode(&tag[..8])))
+}
+
+/// Saves the mempool at a stop: into the data directory, or, when that fails (a full
+/// disk), into [`fallback_path`]. A partial file is never left behind. Returns the count
+/// and where; when neither place takes it, logs every transaction dropped and returns
+/// how many.
+pub fn save_for_restart(node: &Node, datadir: &Path) -> Result<(usize, PathBuf), usize> {
+    let primary = datadir.join(MEMPOOL_FILE);
+    let fallback = fallback_path(datadir);
+    for path in [&primary, &fallback] {
+        match save(node, path) {
+            Ok(count) => return Ok((count, path.clone())),
+            Err(e) => {
+                let _ = std::fs::remove_file(path.with_extension("tmp"));
+                tracing::warn!(path = %path.display(), error = %e, "cannot save the mempool here");
+            }
+        }
+    }
+    let txids: Vec<String> = node
+        .mempool()
+        .entries_in_order()
+        .map(|e| e.txid.to_string())
+        .collect();
+    tracing::error!(
+        count = txids.len(),
+        txids = %txids.join(","),
+        "the mempool could not be saved anywhere: these transactions are dropped and must be sent again"
+    );
+    Err(txids.len())
+}
+
+/// Removes what an interrupted save leaves (`mempool.tmp`, in the data directory or
+/// beside the fallback file), saying so.
+pub fn clean_temporary_files(datadir: &Path) {
+    let partial = [
+        datadir.join(MEMPOOL_FILE).with_extension("tmp"),
+        fallback_path(datadir).with_extension("tmp"),
+    ];
+    for path in partial {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed a partial file an interrupted save left")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a partial file")
+            }
+        }
+    }
+}
+
+/// Reads back the mempool saved at the last stop: the data directory's file, then the
+/// fallback file a full disk made the node write.
+pub fn restore(node: &Node, datadir: &Path) -> LoadReport {
+    let mut report = load(node, &datadir.join(MEMPOOL_FILE));
+    let fallback = fallback_path(datadir);
+    if fallback.exists() {
+        tracing::info!(path = %fallback.display(), "restoring the mempool saved outside the data directory while its disk was full");
+        let more = load(node, &fallback);
+        report.accepted += more.accepted;
+        report.dropped += more.dropped;
+    }
+    report
 }
 
 fn decode(bytes: &[u8], max_count: usize) -> Result<Vec<Transaction>, String> {
@@ -95,6 +172,10 @@ pub fn load(node: &Node, path: &Path) -> LoadReport {
                 match node.submit(tx) {
                     Ok(_) => report.accepted += 1,
                     Err(SubmitError::Store(e)) => {
+                        tracing::error!(error = %e, "storage error while restoring the mempool");
+                        report.dropped += 1;
+                    }
+                    Err(SubmitError::StorageFull(e)) => {
                         tracing::error!(error = %e, "storage error while restoring the mempool");
                         report.dropped += 1;
                     }

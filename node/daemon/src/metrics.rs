@@ -15,6 +15,12 @@ pub struct Metrics {
     pub txs_accepted: AtomicU64,
     pub txs_confirmed: AtomicU64,
     pub rpc_requests: AtomicU64,
+    /// RPC connections open now (a gauge).
+    pub rpc_connections_open: AtomicU64,
+    /// RPC connections closed at once because `rpc.max_connections` were open.
+    pub rpc_connections_refused: AtomicU64,
+    /// RPC connections closed because headers or a body did not arrive in time.
+    pub rpc_connections_timed_out: AtomicU64,
     /// (reject class, reject code) -> count.
     rejected: Mutex<BTreeMap<(String, String), u64>>,
     /// Removal reason -> count of transactions that left the mempool unconfirmed.
@@ -31,6 +37,8 @@ pub struct Gauges {
     pub mempool_bytes: u64,
     pub utxo_count: u64,
     pub asset_count: u64,
+    /// The disk is full: the node admits and connects nothing (`spec/storage.md`).
+    pub storage_full: bool,
 }
 
 impl Metrics {
@@ -109,6 +117,12 @@ impl Metrics {
             "Assets in the registry.",
             g.asset_count,
         );
+        metric(
+            "settle_storage_full",
+            "gauge",
+            "1 while the disk is full and the node admits and connects nothing.",
+            u64::from(g.storage_full),
+        );
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         metric(
             "settle_blocks_connected_total",
@@ -133,6 +147,24 @@ impl Metrics {
             "counter",
             "JSON-RPC requests served since the node started.",
             load(&self.rpc_requests),
+        );
+        metric(
+            "settle_rpc_connections_open",
+            "gauge",
+            "JSON-RPC connections open now.",
+            load(&self.rpc_connections_open),
+        );
+        metric(
+            "settle_rpc_connections_refused_total",
+            "counter",
+            "JSON-RPC connections closed at once because the connection cap was reached.",
+            load(&self.rpc_connections_refused),
+        );
+        metric(
+            "settle_rpc_connections_timed_out_total",
+            "counter",
+            "JSON-RPC connections closed because headers or a body did not arrive in time.",
+            load(&self.rpc_connections_timed_out),
         );
         out.push_str(
             "# HELP settle_transactions_rejected_total Transactions rejected, by reject class and code.\n\
@@ -214,8 +246,11 @@ mod tests {
             mempool_bytes: 300,
             utxo_count: 5,
             asset_count: 1,
+            storage_full: true,
         });
         assert!(text.contains("\nsettle_chain_height 7\n"), "{text}");
+        assert!(text.contains("\nsettle_storage_full 1\n"), "{text}");
+        assert!(text.contains("\nsettle_rpc_connections_open 0\n"), "{text}");
         assert!(
             text.contains("\nsettle_blocks_connected_total 3\n"),
             "{text}"

@@ -4,7 +4,7 @@
 //! live in `daemon.rs` and `chain_app.rs`.
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use secp256k1::Keypair;
 use settle_assets::hash::{ChainId, Txid};
@@ -17,10 +17,27 @@ use settle_chain::{
 use tokio::sync::{Notify, mpsc};
 
 use crate::config::Config;
-use crate::mempool::{Accepted, DOUBLE_SPEND, Mempool, MempoolRejection, RemovalReason};
+use crate::mempool::{
+    Accepted, DOUBLE_SPEND, Mempool, MempoolRejection, MempoolSlice, RemovalReason,
+};
 use crate::metrics::{Gauges, Metrics};
 use crate::script_cache::ScriptCache;
-use crate::store::{ChainStore, PrefetchedView, StoreError, StoreOptions, Tip};
+use crate::store::{
+    ChainStore, PrefetchedView, SpendRecord, StoreError, StoreOptions, StoreSnapshot, Tip,
+};
+
+/// Attempts at a multi-part read without holding the mempool lock over the store read
+/// before the last one, which holds it (blocks connecting faster than one read is fast).
+const MAX_OPTIMISTIC_READS: usize = 3;
+/// Admission attempts with the scripts verified outside the mempool lock; the last one
+/// holds the lock throughout, so a stream of blocks cannot starve a transaction.
+const MAX_ADMISSION_ATTEMPTS: usize = 3;
+/// While the disk is full, a decided block's write is tried again at most this often
+/// (consensus asks again at once after each failure).
+const STORAGE_RETRY_INTERVAL_MS: u64 = 1_000;
+/// Free bytes on the chainstate's file system below which the disk counts as still
+/// full: a block write needs room for its batch and RocksDB's log.
+const MIN_FREE_BYTES_TO_RESUME: u64 = 8 * 1024 * 1024;
 
 /// Milliseconds since the UNIX epoch by the local clock. Used only for block times this
 /// node proposes and for mempool ages, never to judge validity.
@@ -40,6 +57,9 @@ pub enum SubmitError {
     AlreadyInChain(Txid),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The disk is full: nothing is admitted until the node can write again.
+    #[error("{0}")]
+    StorageFull(String),
 }
 
 /// Why building a block failed. Never a verdict on a transaction.
@@ -47,6 +67,41 @@ pub enum SubmitError {
 pub enum ProduceError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The disk is full: this node proposes nothing until it can store blocks again.
+    #[error("{0}")]
+    StorageFull(String),
+}
+
+/// Why the node stopped writing: its disk filled up (`spec/storage.md`, "A full disk").
+#[derive(Clone, Debug)]
+pub struct StorageHalt {
+    /// When the first write failed, UNIX ms.
+    pub since_ms: u64,
+    /// The database's error.
+    pub error: String,
+    /// The disk has room again but the database still refuses writes: only a restart
+    /// (which reopens it) resumes.
+    pub needs_restart: bool,
+}
+
+impl StorageHalt {
+    /// What the node says about it (log, RPC warnings, refusals).
+    pub fn describe(&self) -> String {
+        if self.needs_restart {
+            format!(
+                "the disk has room again, but the database still refuses writes ({}): restart \
+                 settled to resume; until then it admits no transaction and connects no block",
+                self.error
+            )
+        } else {
+            format!(
+                "storage full: the database cannot write ({}); the node admits no transaction \
+                 and connects no block until space is freed, keeps its mempool in memory and \
+                 serves reads, and resumes by itself",
+                self.error
+            )
+        }
+    }
 }
 
 /// The node core.
@@ -73,6 +128,10 @@ pub struct Node {
     /// The membership that decides the block after the tip. The network layer watches
     /// it to admit and drop peers when a membership change takes effect.
     membership: tokio::sync::watch::Sender<Membership>,
+    /// Set while the disk is full.
+    halt: Mutex<Option<StorageHalt>>,
+    /// When a block write was last tried while halted (retries are paced).
+    last_halted_write: Mutex<Option<Instant>>,
 }
 
 impl Node {
@@ -115,6 +174,8 @@ impl Node {
             tx_arrived: Arc::new(Notify::new()),
             relay: OnceLock::new(),
             consensus: OnceLock::new(),
+            halt: Mutex::new(None),
+            last_halted_write: Mutex::new(None),
         })
     }
 
@@ -155,6 +216,110 @@ impl Node {
 
     pub fn tip(&self) -> Result<Tip, StoreError> {
         self.store.require_tip()
+    }
+
+    /// The storage halt, while the disk is full.
+    pub fn storage_halt(&self) -> Option<StorageHalt> {
+        self.halt.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Conditions an operator must act on, for `getblockchaininfo.warnings`.
+    pub fn warnings(&self) -> Vec<String> {
+        self.storage_halt()
+            .map(|h| h.describe())
+            .into_iter()
+            .collect()
+    }
+
+    /// Records a write that failed for lack of space; says so once, loudly.
+    fn enter_halt(&self, error: &StoreError) {
+        let mut halt = self.halt.lock().unwrap_or_else(|e| e.into_inner());
+        let space_back = self.space_returned();
+        match halt.as_mut() {
+            None => {
+                let h = StorageHalt {
+                    since_ms: now_ms(),
+                    error: error.to_string(),
+                    needs_restart: false,
+                };
+                tracing::error!(path = %self.store.path().display(), "{}", h.describe());
+                *halt = Some(h);
+            }
+            Some(h) if space_back && !h.needs_restart => {
+                h.needs_restart = true;
+                tracing::error!(path = %self.store.path().display(), "{}", h.describe());
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Clears the halt after a block was written again.
+    fn leave_halt(&self) {
+        if let Some(h) = self.halt.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            tracing::warn!(
+                halted_for_ms = now_ms().saturating_sub(h.since_ms),
+                "storage writable again: connecting blocks and admitting transactions"
+            );
+        }
+    }
+
+    /// Free bytes on the chainstate's file system, if it can be asked.
+    fn free_bytes(&self) -> Option<u64> {
+        fs4::available_space(self.store.path()).ok()
+    }
+
+    /// Whether the chainstate's file system has room for blocks again.
+    fn space_returned(&self) -> bool {
+        self.free_bytes()
+            .is_some_and(|b| b >= MIN_FREE_BYTES_TO_RESUME)
+    }
+
+    /// While halted, waits until the last write attempt is `STORAGE_RETRY_INTERVAL_MS`
+    /// old, so a full disk costs one attempt (and one log line) a second, not a spin.
+    fn pace_halted_write(&self) {
+        if self.storage_halt().is_none() {
+            return;
+        }
+        let wait = {
+            let mut last = self
+                .last_halted_write
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let interval = Duration::from_millis(STORAGE_RETRY_INTERVAL_MS);
+            let wait = last.map_or(Duration::ZERO, |t| interval.saturating_sub(t.elapsed()));
+            *last = Some(Instant::now() + wait);
+            wait
+        };
+        std::thread::sleep(wait);
+    }
+
+    /// Runs a read of several parts on one picture of the node: `chain` reads a store
+    /// snapshot (without the mempool lock, so a long scan delays no admission), then
+    /// `pool` reads the mempool at the same tip. Blocks connect under the mempool lock,
+    /// so the tip seen under that lock tells whether the two parts agree; if a block
+    /// connected in between, the read starts again, and the last attempt reads the
+    /// store under the lock.
+    pub fn consistent_read<S, T, E: From<StoreError>>(
+        &self,
+        mut chain: impl FnMut(&StoreSnapshot<'_>) -> Result<S, E>,
+        pool: impl FnOnce(S, &StoreSnapshot<'_>, &Mempool) -> Result<T, E>,
+    ) -> Result<T, E> {
+        for _ in 1..MAX_OPTIMISTIC_READS {
+            let snapshot = self.store.snapshot()?;
+            let part = chain(&snapshot)?;
+            let mempool = self.mempool();
+            if self
+                .store
+                .tip()
+                .is_some_and(|t| t.hash == snapshot.tip.hash)
+            {
+                return pool(part, &snapshot, &mempool);
+            }
+        }
+        let mempool = self.mempool();
+        let snapshot = self.store.snapshot()?;
+        let part = chain(&snapshot)?;
+        pool(part, &snapshot, &mempool)
     }
 
     /// The context a transaction is judged in: the block after the tip.
@@ -204,7 +369,7 @@ impl Node {
             Err(SubmitError::AlreadyInChain(_)) => {
                 self.metrics.rejected("policy", "already-confirmed")
             }
-            Err(SubmitError::Store(_)) => {}
+            Err(SubmitError::Store(_) | SubmitError::StorageFull(_)) => {}
         }
         result
     }
@@ -217,56 +382,127 @@ impl Node {
     }
 
     fn check_or_submit(&self, tx: Transaction, insert: bool) -> Result<Accepted, SubmitError> {
+        if let Some(h) = self.storage_halt() {
+            return Err(SubmitError::StorageFull(h.describe()));
+        }
         let txid = tx.txid();
-        let mut mempool = self.mempool();
-        if mempool.contains(&txid) {
+        if self.mempool().contains(&txid) {
             return Ok(Accepted::AlreadyKnown(txid));
         }
         if self.store.tx_location(&txid)?.is_some() {
             return Err(SubmitError::AlreadyInChain(txid));
         }
-        let tip = self.tip()?;
-        mempool
-            .pre_check(&tx, tx.size_bytes())
-            .map_err(SubmitError::Rejected)?;
         let tx = Arc::new(tx);
-        let base = PrefetchedView::new(&self.store, &tip, std::slice::from_ref(&*tx))?;
-        // A coin that is neither in the UTXO set nor created by a waiting transaction may
-        // have been spent by a confirmed one: name it, rather than call the coin missing.
-        for (i, input) in tx.inputs.iter().enumerate() {
-            if input.prevout.is_null()
-                || base.coin(&input.prevout).is_some()
-                || mempool.created_coin(&input.prevout).is_some()
-            {
-                continue;
-            }
-            if let Some(spend) = self.store.spend_of(&input.prevout)? {
-                return Err(SubmitError::Rejected(MempoolRejection {
-                    rejection: Rejection::conflict(
-                        DOUBLE_SPEND,
-                        format!(
-                            "input {i} spends {}, which confirmed transaction {} already spent in block {}",
-                            input.prevout, spend.txid, spend.height
-                        ),
-                    ),
-                    conflicting_txid: Some(spend.txid),
-                }));
+        for _ in 1..MAX_ADMISSION_ATTEMPTS {
+            if let Some(verdict) = self.try_admit(&tx, insert, false)? {
+                return Ok(verdict);
             }
         }
-        let ctx = self.context(&tip);
-        let checked = mempool.check(&tx, &base, &ctx, |t, v, c| validate_transaction(t, v, c));
+        // Holding the lock throughout, nothing can change under the attempt: it decides.
+        self.try_admit(&tx, insert, true)?.ok_or_else(|| {
+            SubmitError::Rejected(MempoolRejection::from(Rejection::policy(
+                "try-again",
+                "the chain moved during every admission attempt; send the transaction again",
+            )))
+        })
+    }
+
+    /// One admission attempt. The coins are read before the mempool lock is taken, and
+    /// the scripts verified with it released, against a copy of the part of the mempool
+    /// the transaction reads; then, under the lock, that nothing it was judged on has
+    /// changed (the tip, its waiting parents, the assets it names, conflicts, limits).
+    /// `None` when something had: the caller tries again. With `hold_lock` the lock is
+    /// held throughout, so the attempt always decides.
+    fn try_admit(
+        &self,
+        tx: &Arc<Transaction>,
+        insert: bool,
+        hold_lock: bool,
+    ) -> Result<Option<Accepted>, SubmitError> {
+        let txid = tx.txid();
+        let held = hold_lock.then(|| self.mempool());
+        let tip = self.tip()?;
+        let base = PrefetchedView::new(&self.store, &tip, std::slice::from_ref(&**tx))?;
+        let confirmed_spends = self.confirmed_spends(tx, &base)?;
+        let take_slice =
+            |m: &Mempool| -> Result<Result<MempoolSlice, Option<Accepted>>, SubmitError> {
+                if m.contains(&txid) {
+                    // Admitted meanwhile by a concurrent submission of the same bytes.
+                    return Ok(Err(Some(Accepted::AlreadyKnown(txid))));
+                }
+                // Under the lock no block connects: the coins read above belong to this tip.
+                if !self.tip_is(&tip) {
+                    return Ok(Err(None));
+                }
+                m.pre_check(tx, tx.size_bytes())
+                    .map_err(SubmitError::Rejected)?;
+                reject_confirmed_spends(tx, &confirmed_spends, m)?;
+                Ok(Ok(m.slice_for(tx)))
+            };
+        let slice = match &held {
+            Some(m) => take_slice(m)?,
+            None => take_slice(&self.mempool())?,
+        };
+        let slice = match slice {
+            Ok(slice) => slice,
+            Err(decided) => return Ok(decided),
+        };
+        let checked = validate_transaction(tx, &slice.view(&base), &self.context(&tip));
         if let Some(e) = base.take_error() {
             // The verdict was reached on a failed read: report the storage error only.
             return Err(SubmitError::Store(e));
         }
-        let effects = checked.map_err(SubmitError::Rejected)?;
+        let effects = checked.map_err(|rejection| {
+            let conflicting_txid = (rejection.code == "duplicate-asset")
+                .then(|| slice.creator_of_issued_asset(tx))
+                .flatten();
+            SubmitError::Rejected(MempoolRejection {
+                rejection,
+                conflicting_txid,
+            })
+        })?;
+        let mut mempool = match held {
+            Some(m) => m,
+            None => self.mempool(),
+        };
+        if !self.tip_is(&tip) || !mempool.slice_is_current(tx, &slice) {
+            return Ok(None);
+        }
+        if mempool.contains(&txid) {
+            return Ok(Some(Accepted::AlreadyKnown(txid)));
+        }
+        mempool
+            .pre_check(tx, tx.size_bytes())
+            .map_err(SubmitError::Rejected)?;
         self.script_cache.insert(tx.wtxid());
         if insert {
-            mempool.insert(Arc::clone(&tx), effects, tip.height, now_ms());
-            Ok(Accepted::New(txid))
-        } else {
-            Ok(Accepted::New(txid))
+            mempool.insert(Arc::clone(tx), effects, tip.height, now_ms());
         }
+        Ok(Some(Accepted::New(txid)))
+    }
+
+    /// Whether the store's tip is still `tip`.
+    fn tip_is(&self, tip: &Tip) -> bool {
+        self.store.tip().is_some_and(|t| t.hash == tip.hash)
+    }
+
+    /// For each input whose coin is not in the UTXO set, the confirmed transaction that
+    /// spent it, if one did (read before the mempool lock is taken).
+    fn confirmed_spends(
+        &self,
+        tx: &Transaction,
+        base: &PrefetchedView<'_>,
+    ) -> Result<Vec<(usize, SpendRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for (i, input) in tx.inputs.iter().enumerate() {
+            if input.prevout.is_null() || base.coin(&input.prevout).is_some() {
+                continue;
+            }
+            if let Some(spend) = self.store.spend_of(&input.prevout)? {
+                out.push((i, spend));
+            }
+        }
+        Ok(out)
     }
 
     /// Builds the block after the tip from the mempool, with `proposer` as its
@@ -274,6 +510,13 @@ impl Node {
     /// left out for lack of room) leave the mempool. The block's certificate is empty:
     /// consensus decides it.
     pub fn build_next_block(&self, proposer: [u8; 32]) -> Result<BuiltBlock, ProduceError> {
+        // A block that cannot be stored is not proposed; once space returns, building
+        // resumes and connecting it shows whether the database writes again.
+        if let Some(h) = self.storage_halt()
+            && !self.space_returned()
+        {
+            return Err(ProduceError::StorageFull(h.describe()));
+        }
         let tip = self.tip()?;
         // The chain's limit, or this producer's own, lower one: a proposal must be
         // checked by every validator within the propose timeout, or its round fails.
@@ -325,8 +568,17 @@ impl Node {
         block: &Block,
         effects: &BlockEffects,
     ) -> Result<Vec<(Txid, RemovalReason)>, StoreError> {
+        self.pace_halted_write();
         let mut mempool = self.mempool();
-        self.store.connect_block(block, effects)?;
+        match self.store.connect_block(block, effects) {
+            Ok(_) => self.leave_halt(),
+            Err(e) => {
+                if e.is_no_space() {
+                    self.enter_halt(&e);
+                }
+                return Err(e);
+            }
+        }
         let removed = mempool.block_connected(&block.transactions, block.header.height, now_ms());
         // Counted before the lock is released, so whoever sees the block sees it counted.
         for (_, why) in &removed {
@@ -397,8 +649,36 @@ impl Node {
             mempool_bytes: mempool.bytes() as u64,
             utxo_count: tip.as_ref().map_or(0, |t| t.utxo_count),
             asset_count: tip.as_ref().map_or(0, |t| t.asset_count),
+            storage_full: self.storage_halt().is_some(),
         }
     }
+}
+
+/// A coin that is neither in the UTXO set nor created by a waiting transaction, and
+/// that a confirmed transaction spent: name that spend, rather than call the coin
+/// missing.
+fn reject_confirmed_spends(
+    tx: &Transaction,
+    spends: &[(usize, SpendRecord)],
+    mempool: &Mempool,
+) -> Result<(), SubmitError> {
+    for (i, spend) in spends {
+        let prevout = tx.inputs[*i].prevout;
+        if mempool.created_coin(&prevout).is_some() {
+            continue;
+        }
+        return Err(SubmitError::Rejected(MempoolRejection {
+            rejection: Rejection::conflict(
+                DOUBLE_SPEND,
+                format!(
+                    "input {i} spends {prevout}, which confirmed transaction {} already spent in block {}",
+                    spend.txid, spend.height
+                ),
+            ),
+            conflicting_txid: Some(spend.txid),
+        }));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -562,5 +842,100 @@ mod tests {
             0,
             "no rejection was counted"
         );
+    }
+
+    #[test]
+    fn two_competing_issuances_of_one_asset_are_not_both_admitted() {
+        let f = fixture();
+        // The same contract issued on the null outpoint twice, paying different keys:
+        // one asset id, two transactions. A block could hold only one of them.
+        let first = issue(&f, "Twin euro", 10);
+        let bob = Keypair::new(secp256k1::SECP256K1, &mut rand::rng());
+        let second = crate::test_support::cash_issuance(
+            f.node.chain_id,
+            &f.issuer,
+            "Twin euro",
+            "NODE",
+            false,
+            &bob,
+            10,
+        );
+        assert_ne!(first.txid(), second.txid());
+        f.node.submit(first.clone()).expect("the first issuance");
+        let refused = f.node.submit(second.clone());
+        assert!(
+            matches!(&refused, Err(SubmitError::Rejected(r))
+                if r.rejection.code == "duplicate-asset"
+                    && r.conflicting_txid == Some(first.txid())),
+            "refused as a duplicate naming the waiting one: {refused:?}"
+        );
+        assert!(matches!(
+            f.node.test_accept(second.clone()),
+            Err(SubmitError::Rejected(_))
+        ));
+        assert_eq!(f.node.mempool().len(), 1);
+        f.node.mempool().check_consistency().expect("consistent");
+
+        // Once the first leaves unconfirmed, the asset is free again.
+        f.node
+            .mempool()
+            .remove_with_descendants(&first.txid(), RemovalReason::Invalid);
+        f.node.mempool().check_consistency().expect("consistent");
+        f.node.submit(second.clone()).expect("now admitted");
+        let block = produce(&f).expect("produce").expect("a block");
+        assert_eq!(block.transactions, vec![second]);
+        // And once it is confirmed, a second issuance meets the chain's registry.
+        let err = f.node.submit(first).expect_err("already issued");
+        assert!(
+            matches!(&err, SubmitError::Rejected(r) if r.rejection.code == "duplicate-asset"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_multi_part_read_sees_one_tip_and_the_mempool_at_that_tip() {
+        let f = fixture();
+        let tx = issue(&f, "Snapshot euro", 10);
+        f.node.submit(tx.clone()).expect("accepted");
+        let coin = OutPoint::new(tx.txid(), 0);
+        // A block connects while the store part of a read runs: the read starts again
+        // and never pairs the old chain with the new mempool.
+        let mut calls = 0;
+        let (height, in_chain, in_mempool) = f
+            .node
+            .consistent_read(
+                |snap| {
+                    calls += 1;
+                    if calls == 1 {
+                        produce(&f).expect("produce").expect("a block");
+                    }
+                    Ok::<_, StoreError>((snap.tip.height, snap.coin(&coin)?.is_some()))
+                },
+                |(height, in_chain), snap, m| {
+                    assert_eq!(snap.tip.height, height);
+                    Ok((height, in_chain, m.created_coin(&coin).is_some()))
+                },
+            )
+            .expect("read");
+        assert_eq!(calls, 2, "the first picture was thrown away");
+        assert_eq!((height, in_chain, in_mempool), (1, true, false));
+    }
+
+    #[test]
+    fn a_mempool_the_data_directory_cannot_take_is_saved_outside_and_read_back() {
+        let f = fixture();
+        let tx = issue(&f, "Saved euro", 10);
+        f.node.submit(tx.clone()).expect("accepted");
+        // A data directory that cannot take the file (here: it does not exist).
+        let datadir = f._tmp.path().join("gone");
+        let (count, path) =
+            crate::mempool_file::save_for_restart(&f.node, &datadir).expect("saved somewhere");
+        assert_eq!(count, 1);
+        assert_eq!(path, crate::mempool_file::fallback_path(&datadir));
+        assert!(!path.with_extension("tmp").exists(), "no partial file");
+        let report = crate::mempool_file::restore(&f.node, &datadir);
+        assert_eq!((report.accepted, report.dropped), (1, 0));
+        assert!(!path.exists(), "read back once, then removed");
+        assert!(f.node.mempool().contains(&tx.txid()));
     }
 }

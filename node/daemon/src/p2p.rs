@@ -228,6 +228,8 @@ fn accept_gossiped(node: &Node, batch: GossipedTxs) {
             Err(SubmitError::Store(e)) => {
                 tracing::error!(error = %e, "storage error while accepting a gossiped transaction");
             }
+            // The node said so when its disk filled; the peer did nothing wrong.
+            Err(SubmitError::StorageFull(_)) => {}
         }
     }
     if malformed + invalid > 0 {

@@ -19,7 +19,7 @@ use settle_script::addresses::Address;
 
 use crate::mempool::{Accepted, MempoolRejection};
 use crate::node::{Node, SubmitError};
-use crate::store::{MAX_COINS_PER_SCRIPT_SCAN, StoreError};
+use crate::store::{MAX_COINS_PER_SCRIPT_SCAN, StoreError, StoreSnapshot};
 
 /// Longest hex string accepted for a transaction: twice the largest transaction.
 const MAX_TX_HEX_CHARS: usize = 2 * settle_assets::limits::MAX_TX_SIZE_BYTES;
@@ -60,6 +60,7 @@ pub const METHODS: &[&str] = &[
     "removepeer",
     "getconsensusinfo",
     "getmembership",
+    "gethealth",
     // Securities lending (`rpc_lending`).
     "listpositions",
     "getposition",
@@ -289,6 +290,7 @@ fn submit_error(e: SubmitError) -> RpcError {
             format!("transaction {txid} is already confirmed"),
         ),
         SubmitError::Store(e) => store_err(e),
+        SubmitError::StorageFull(why) => RpcError::new(codes::STORAGE_FULL, why),
     }
 }
 
@@ -513,8 +515,12 @@ pub fn call(node: &Node, method: &str, params: &Value) -> Result<(Value, Effect)
     match method {
         "getblockchaininfo" => {
             Params::new(method, params, &[])?;
-            let tip = node.tip().map_err(store_err)?;
-            let mempool_size = node.mempool().len() as u64;
+            // Read under the mempool lock, which block connection holds: the size
+            // belongs to this tip.
+            let (tip, mempool_size) = {
+                let m = node.mempool();
+                (node.tip().map_err(store_err)?, m.len() as u64)
+            };
             none(to_value(BlockchainInfo {
                 chain: node.spec.name.clone(),
                 network: node.spec.network.name().into(),
@@ -526,6 +532,7 @@ pub fn call(node: &Node, method: &str, params: &Value) -> Result<(Value, Effect)
                 utxo_count: tip.utxo_count,
                 asset_count: tip.asset_count,
                 mempool_size,
+                warnings: node.warnings(),
             })?)
         }
         "getblockcount" => {
@@ -559,9 +566,18 @@ pub fn call(node: &Node, method: &str, params: &Value) -> Result<(Value, Effect)
             let verbosity = match p.get(1, "verbosity") {
                 None => 1,
                 Some(Value::Bool(b)) => u64::from(*b),
-                Some(v) => v.as_u64().filter(|v| *v <= 2).ok_or_else(|| {
-                    RpcError::invalid_params("parameter \"verbosity\" must be 0, 1 or 2")
+                // A number of the right type with a value out of range: -8, as the
+                // error table says, like any other bad value.
+                Some(Value::Number(n)) => n.as_u64().filter(|v| *v <= 2).ok_or_else(|| {
+                    RpcError::invalid_parameter(format!(
+                        "parameter \"verbosity\" must be 0, 1 or 2, got {n}"
+                    ))
                 })?,
+                Some(_) => {
+                    return Err(RpcError::invalid_params(
+                        "parameter \"verbosity\" must be a number (0, 1 or 2) or a boolean",
+                    ));
+                }
             };
             let block = find_block(node, &hash)?;
             let bytes = serialize(&block);
@@ -611,38 +627,44 @@ pub fn call(node: &Node, method: &str, params: &Value) -> Result<(Value, Effect)
             let p = Params::new(method, params, &["txid", "verbose"])?;
             let txid: Txid = p.hash(0, "txid")?;
             let verbose = p.opt_bool(1, "verbose", false)?;
-            let in_mempool = node.mempool().get(&txid).map(|e| (*e.tx).clone());
-            let (tx, location) = match in_mempool {
-                Some(tx) => (tx, None),
-                None => match node.store.transaction(&txid).map_err(store_err)? {
-                    Some((tx, loc)) => (tx, Some(loc)),
-                    None => {
-                        return Err(RpcError::not_found(format!(
-                            "transaction {txid} is neither in the mempool nor confirmed"
-                        )));
-                    }
-                },
+            // Where it is (a block or the mempool) and the tip, from one picture.
+            let found = node
+                .consistent_read(
+                    |snap| {
+                        let Some((tx, height)) = snap.transaction(&txid)? else {
+                            return Ok(None);
+                        };
+                        let hash = snap.header_at(height)?.map(|h| h.hash());
+                        Ok(Some((tx, height, hash)))
+                    },
+                    |confirmed, snap, m| {
+                        Ok::<_, StoreError>(match confirmed {
+                            Some((tx, height, hash)) => {
+                                Some((tx, Some((height, hash)), snap.tip.height))
+                            }
+                            None => m
+                                .get(&txid)
+                                .map(|e| ((*e.tx).clone(), None, snap.tip.height)),
+                        })
+                    },
+                )
+                .map_err(store_err)?;
+            let Some((tx, location, tip_height)) = found else {
+                return Err(RpcError::not_found(format!(
+                    "transaction {txid} is neither in the mempool nor confirmed"
+                )));
             };
             let hex = hex::encode(serialize(&tx));
             if !verbose {
                 return none(json!(hex));
             }
-            let tip = node.tip().map_err(store_err)?;
-            let block_hash = match location {
-                Some(loc) => node
-                    .store
-                    .header_at(loc.height)
-                    .map_err(store_err)?
-                    .map(|h| h.hash()),
-                None => None,
-            };
             none(to_value(RawTransactionInfo {
                 tx: tx_info(node, &tx),
                 hex,
                 in_mempool: location.is_none(),
-                block_hash,
-                height: location.map(|l| l.height),
-                confirmations: location.map_or(0, |l| tip.height.saturating_sub(l.height) + 1),
+                block_hash: location.and_then(|l| l.1),
+                height: location.map(|l| l.0),
+                confirmations: location.map_or(0, |l| tip_height.saturating_sub(l.0) + 1),
             })?)
         }
         "decoderawtransaction" => {
@@ -718,7 +740,9 @@ pub fn call(node: &Node, method: &str, params: &Value) -> Result<(Value, Effect)
                         r.reject_code = Some("already-confirmed".into());
                         r.reject_reason = Some(format!("transaction {txid} is already confirmed"));
                     }
-                    Err(SubmitError::Store(e)) => return Err(store_err(e)),
+                    Err(e @ (SubmitError::Store(_) | SubmitError::StorageFull(_))) => {
+                        return Err(submit_error(e));
+                    }
                 }
                 results.push(r);
             }
@@ -808,40 +832,47 @@ pub fn call(node: &Node, method: &str, params: &Value) -> Result<(Value, Effect)
             }
             scripts.sort();
             scripts.dedup();
-            let tip = node.tip().map_err(store_err)?;
-            let mut out = Vec::new();
-            for script in &scripts {
-                for (outpoint, coin) in node
-                    .store
-                    .coins_by_script(script, MAX_COINS_PER_SCRIPT_SCAN)
-                    .map_err(store_err)?
-                {
-                    out.push((outpoint, coin, true));
-                }
-            }
-            let m = node.mempool();
-            if include_mempool {
-                let wanted: HashSet<&[u8]> = scripts.iter().map(Vec::as_slice).collect();
-                for (outpoint, coin) in m.created_coins() {
-                    if wanted.contains(coin.output.script_pubkey.as_slice()) {
-                        out.push((*outpoint, coin.clone(), false));
+            // The chain's coins and the mempool's, at one tip: a block connecting
+            // between the two reads would show coins as unspent that are spent, or
+            // hide coins that its transactions created.
+            let scan = |snap: &StoreSnapshot<'_>| {
+                let mut out = Vec::new();
+                for script in &scripts {
+                    for (outpoint, coin) in
+                        snap.coins_by_script(script, MAX_COINS_PER_SCRIPT_SCAN)?
+                    {
+                        out.push((outpoint, coin, true));
                     }
                 }
-            }
-            out.sort_by_key(|a| a.0);
-            let list: Vec<UnspentInfo> = out
-                .into_iter()
-                .map(|(outpoint, coin, confirmed)| {
-                    unspent_info(
-                        node,
-                        outpoint,
-                        &coin,
-                        confirmed,
-                        tip.height,
-                        m.spender_of(&outpoint),
-                    )
+                Ok::<_, StoreError>(out)
+            };
+            let list = node
+                .consistent_read(scan, |mut out, snap, m| {
+                    if include_mempool {
+                        let wanted: HashSet<&[u8]> = scripts.iter().map(Vec::as_slice).collect();
+                        for (outpoint, coin) in m.created_coins() {
+                            if wanted.contains(coin.output.script_pubkey.as_slice()) {
+                                out.push((*outpoint, coin.clone(), false));
+                            }
+                        }
+                    }
+                    out.sort_by_key(|a| a.0);
+                    Ok(out
+                        .into_iter()
+                        .map(|(outpoint, coin, confirmed)| {
+                            let spent_by = m.spender_of(&outpoint);
+                            unspent_info(
+                                node,
+                                outpoint,
+                                &coin,
+                                confirmed,
+                                snap.tip.height,
+                                spent_by,
+                            )
+                        })
+                        .collect::<Vec<UnspentInfo>>())
                 })
-                .collect();
+                .map_err(store_err)?;
             none(to_value(list)?)
         }
         "gettxout" => {
@@ -851,23 +882,34 @@ pub fn call(node: &Node, method: &str, params: &Value) -> Result<(Value, Effect)
                 .map_err(|_| RpcError::invalid_parameter("\"vout\" is out of range"))?;
             let include_mempool = p.opt_bool(2, "include_mempool", true)?;
             let outpoint = OutPoint::new(txid, vout);
-            let tip = node.tip().map_err(store_err)?;
-            let m = node.mempool();
-            let spent_by = m.spender_of(&outpoint);
-            if include_mempool && spent_by.is_some() {
-                return none(Value::Null);
-            }
-            if let Some(coin) = node.store.coin(&outpoint).map_err(store_err)? {
-                return none(to_value(unspent_info(
-                    node, outpoint, &coin, true, tip.height, spent_by,
-                ))?);
-            }
-            if include_mempool && let Some(coin) = m.created_coin(&outpoint) {
-                return none(to_value(unspent_info(
-                    node, outpoint, coin, false, tip.height, None,
-                ))?);
-            }
-            none(Value::Null)
+            let found = node
+                .consistent_read(
+                    |snap| snap.coin(&outpoint),
+                    |coin, snap, m| {
+                        let spent_by = m.spender_of(&outpoint);
+                        if include_mempool && spent_by.is_some() {
+                            return Ok(None);
+                        }
+                        if let Some(coin) = coin {
+                            return Ok(Some(unspent_info(
+                                node,
+                                outpoint,
+                                &coin,
+                                true,
+                                snap.tip.height,
+                                spent_by,
+                            )));
+                        }
+                        Ok(include_mempool
+                            .then(|| m.created_coin(&outpoint))
+                            .flatten()
+                            .map(|coin| {
+                                unspent_info(node, outpoint, coin, false, snap.tip.height, None)
+                            }))
+                    },
+                )
+                .map_err(store_err)?;
+            none(found.map_or(Ok(Value::Null), to_value)?)
         }
         "getassetinfo" => {
             let p = Params::new(method, params, &["asset"])?;
@@ -962,6 +1004,22 @@ pub fn call(node: &Node, method: &str, params: &Value) -> Result<(Value, Effect)
         "getmembership" => {
             Params::new(method, params, &[])?;
             none(membership_info(node)?)
+        }
+        "gethealth" => {
+            Params::new(method, params, &[])?;
+            let halt = node.storage_halt();
+            let status = match &halt {
+                None => "ok",
+                Some(h) if h.needs_restart => "restart-needed",
+                Some(_) => "storage-full",
+            };
+            none(json!({
+                "status": status,
+                "admitting": halt.is_none(),
+                "connecting": halt.is_none(),
+                "halted_since_ms": halt.as_ref().map(|h| h.since_ms),
+                "warnings": node.warnings(),
+            }))
         }
         "help" => {
             Params::new(method, params, &[])?;

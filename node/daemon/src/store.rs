@@ -142,6 +142,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the failure is the disk being full (ENOSPC, as RocksDB reports it):
+    /// not a verdict and not corruption, a condition that ends when space returns.
+    pub fn is_no_space(&self) -> bool {
+        match self {
+            StoreError::Db { source, .. } => {
+                let text = source.to_string();
+                text.contains("No space left on device") || text.contains("NoSpace")
+            }
+            _ => false,
+        }
+    }
+
     fn db(context: &'static str) -> impl FnOnce(rocksdb::Error) -> StoreError {
         move |source| StoreError::Db { context, source }
     }
@@ -949,21 +961,28 @@ impl ChainStore {
         let Some(b) = self.get(cf::TX_INDEX, txid.as_bytes(), "reading the tx index")? else {
             return Ok(None);
         };
-        if b.len() != 20 {
-            return Err(StoreError::corrupt(
-                format!("tx index entry of {txid}"),
-                "not 20 bytes",
-            ));
-        }
-        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        Ok(Some(TxLocation {
-            height: decode_height(&b[..8], "tx index height")?,
-            index: u32_at(8),
-            offset: u32_at(12),
-            len: u32_at(16),
-        }))
+        parse_tx_location(txid, &b).map(Some)
     }
+}
 
+/// Decodes a `tx_index` entry.
+fn parse_tx_location(txid: &Txid, b: &[u8]) -> Result<TxLocation, StoreError> {
+    if b.len() != 20 {
+        return Err(StoreError::corrupt(
+            format!("tx index entry of {txid}"),
+            "not 20 bytes",
+        ));
+    }
+    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    Ok(TxLocation {
+        height: decode_height(&b[..8], "tx index height")?,
+        index: u32_at(8),
+        offset: u32_at(12),
+        len: u32_at(16),
+    })
+}
+
+impl ChainStore {
     /// A confirmed transaction and where it is.
     pub fn transaction(
         &self,
@@ -1141,6 +1160,149 @@ impl ChainStore {
                 .map_err(StoreError::db("flushing"))?;
         }
         Ok(())
+    }
+}
+
+/// One consistent picture of the chainstate: a RocksDB snapshot and the tip it shows,
+/// taken together under the tip lock (a block's batch and the tip move together there),
+/// so a read of several parts never mixes two tips.
+pub struct StoreSnapshot<'a> {
+    store: &'a ChainStore,
+    snapshot: rocksdb::Snapshot<'a>,
+    pub tip: Tip,
+}
+
+impl std::fmt::Debug for StoreSnapshot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSnapshot")
+            .field("tip", &self.tip.height)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChainStore {
+    /// A snapshot of the database at the current tip.
+    pub fn snapshot(&self) -> Result<StoreSnapshot<'_>, StoreError> {
+        let guard = self.lock_tip();
+        let tip = guard.clone().ok_or_else(|| StoreError::Uninitialised {
+            path: self.path.clone(),
+        })?;
+        let snapshot = self.db.snapshot();
+        drop(guard);
+        Ok(StoreSnapshot {
+            store: self,
+            snapshot,
+            tip,
+        })
+    }
+}
+
+impl StoreSnapshot<'_> {
+    fn get(
+        &self,
+        cf_name: &'static str,
+        key: &[u8],
+        context: &'static str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.snapshot
+            .get_cf(self.store.cf(cf_name), key)
+            .map_err(StoreError::db(context))
+    }
+
+    pub fn header_at(&self, height: u64) -> Result<Option<Header>, StoreError> {
+        self.get(cf::HEADERS, &height_key(height), "reading a header")?
+            .map(|b| decode_stored(&b, format!("header at height {height}")))
+            .transpose()
+    }
+
+    pub fn height_of(&self, hash: &BlockHash) -> Result<Option<u64>, StoreError> {
+        self.get(cf::BLOCK_INDEX, hash.as_bytes(), "reading the block index")?
+            .map(|b| decode_height(&b, "block index entry"))
+            .transpose()
+    }
+
+    pub fn block_at(&self, height: u64) -> Result<Option<Block>, StoreError> {
+        self.get(cf::BLOCKS, &height_key(height), "reading a block")?
+            .map(|b| decode_stored(&b, format!("block at height {height}")))
+            .transpose()
+    }
+
+    pub fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
+        self.get(cf::UTXOS, &outpoint_key(outpoint), "reading a coin")?
+            .map(|b| decode_stored(&b, format!("coin {outpoint}")))
+            .transpose()
+    }
+
+    /// A confirmed transaction and the height of its block.
+    pub fn transaction(&self, txid: &Txid) -> Result<Option<(Transaction, u64)>, StoreError> {
+        let Some(b) = self.get(cf::TX_INDEX, txid.as_bytes(), "reading the tx index")? else {
+            return Ok(None);
+        };
+        let loc = parse_tx_location(txid, &b)?;
+        let block = self
+            .get(cf::BLOCKS, &height_key(loc.height), "reading a block")?
+            .ok_or_else(|| {
+                StoreError::corrupt(
+                    format!("tx index entry of {txid}"),
+                    format!("no block at height {}", loc.height),
+                )
+            })?;
+        let start = loc.offset as usize;
+        let bytes = block
+            .get(start..start.saturating_add(loc.len as usize))
+            .ok_or_else(|| {
+                StoreError::corrupt(
+                    format!("tx index entry of {txid}"),
+                    "points outside its block",
+                )
+            })?;
+        let tx: Transaction = decode_stored(bytes, format!("transaction {txid}"))?;
+        Ok(Some((tx, loc.height)))
+    }
+
+    /// Coins paying `script_pubkey`, at most `limit` of them, as of this snapshot.
+    pub fn coins_by_script(
+        &self,
+        script_pubkey: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(OutPoint, Coin)>, StoreError> {
+        let prefix = script_hash(script_pubkey);
+        let mut outpoints = Vec::new();
+        let iter = self.snapshot.iterator_cf(
+            self.store.cf(cf::SCRIPT_INDEX),
+            IteratorMode::From(&prefix[..], Direction::Forward),
+        );
+        for item in iter {
+            let (k, _) = item.map_err(StoreError::db("scanning the script index"))?;
+            if !k.starts_with(&prefix) || outpoints.len() >= limit {
+                break;
+            }
+            outpoints.push(
+                outpoint_from_key(&k[32..])
+                    .ok_or_else(|| StoreError::corrupt("script index key", "wrong length"))?,
+            );
+        }
+        let cf = self.store.cf(cf::UTXOS);
+        let keys: Vec<[u8; OUTPOINT_KEY_BYTES]> = outpoints.iter().map(outpoint_key).collect();
+        let found = self
+            .snapshot
+            .multi_get_cf(keys.iter().map(|k| (cf, k.as_slice())));
+        let mut out = Vec::with_capacity(outpoints.len());
+        for (outpoint, bytes) in outpoints.into_iter().zip(found) {
+            let bytes = bytes
+                .map_err(StoreError::db("reading coins"))?
+                .ok_or_else(|| {
+                    StoreError::corrupt(
+                        format!("script index entry {outpoint}"),
+                        "names a coin that is not in the UTXO set",
+                    )
+                })?;
+            let coin: Coin = decode_stored(&bytes, format!("coin {outpoint}"))?;
+            if coin.output.script_pubkey == script_pubkey {
+                out.push((outpoint, coin));
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -25,6 +25,10 @@ use crate::{COOKIE_FILE_NAME, COOKIE_USER};
 pub const DEFAULT_TIMEOUT_MS: u64 = 120_000;
 /// Time limit for establishing the TCP connection.
 pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// Longest a kept-alive connection waits in the pool for reuse: well below the
+/// server's idle timeout (`rpc.header_timeout_ms`, 10 s by default), so the client
+/// does not send into a connection the server is closing.
+const MAX_POOLED_IDLE_MS: u64 = 4_000;
 /// Largest response body the client reads.
 pub const MAX_RESPONSE_BYTES: u64 = 256 * 1024 * 1024;
 /// Longest cookie file the client reads.
@@ -137,6 +141,7 @@ impl RpcClient {
             .timeout_connect(Some(Duration::from_millis(
                 CONNECT_TIMEOUT_MS.min(timeout_ms),
             )))
+            .max_idle_age(Duration::from_millis(MAX_POOLED_IDLE_MS))
             .build()
             .new_agent();
         RpcClient {

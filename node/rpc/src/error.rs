@@ -35,6 +35,9 @@ pub mod codes {
     pub const TX_REJECTED: i64 = -26;
     /// The transaction is already confirmed.
     pub const TX_ALREADY_IN_CHAIN: i64 = -27;
+    /// The node's disk is full: it admits and connects nothing until space returns
+    /// (`spec/storage.md`, "A full disk"). Reads still work.
+    pub const STORAGE_FULL: i64 = -31;
 }
 
 /// A JSON-RPC error object.
@@ -132,7 +135,7 @@ pub struct RejectData {
 /// A JSON-RPC 2.0 request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Request {
-    /// "2.0"; may be left out (bitcoind's clients send "1.0" or nothing).
+    /// "2.0", or left out; the server refuses any other value (`spec/rpc.md`).
     #[serde(default)]
     pub jsonrpc: String,
     pub method: String,
@@ -217,5 +220,103 @@ mod tests {
             serde_json::json!(codes::METHOD_NOT_FOUND)
         );
         assert!(err.get("result").is_none());
+    }
+}
+
+/// A JSON value parsed by [`parse_json_strict`].
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Strict::deserialize(d).map(|s| s.0)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                let shown: String = key.chars().take(40).collect();
+                return Err(serde::de::Error::custom(format!(
+                    "the key {shown:?} appears twice in one object"
+                )));
+            }
+            let Strict(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+/// Parses JSON, refusing an object that holds a key twice: `{"method": "a", "method":
+/// "b"}` means different things to different parsers (first or last wins), so a
+/// request that a proxy checked as one method could run as another. A refusal is a
+/// data error (`serde_json::Error::is_data`); bad syntax is a syntax error.
+pub fn parse_json_strict(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice::<Strict>(bytes).map(|s| s.0)
+}
+
+#[cfg(test)]
+mod strict_tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth_and_the_rest_parses_as_usual() {
+        let ok =
+            br#"{"jsonrpc":"2.0","method":"help","params":[1,2.5,null,true,{"a":"b"}],"id":-1}"#;
+        let plain: Value = serde_json::from_slice(ok).expect("plain");
+        assert_eq!(parse_json_strict(ok).expect("strict"), plain);
+        for dup in [
+            &br#"{"method":"help","method":"stop"}"#[..],
+            br#"[{"id":1,"params":{"x":1,"x":2},"method":"getblock"}]"#,
+        ] {
+            let e = parse_json_strict(dup).expect_err("duplicate");
+            assert!(e.is_data(), "{e}");
+            assert!(e.to_string().contains("appears twice"), "{e}");
+        }
+        assert!(parse_json_strict(b"{").expect_err("eof").is_eof());
+        assert!(parse_json_strict(b"{x}").expect_err("syntax").is_syntax());
     }
 }

@@ -27,6 +27,10 @@ pub struct BlockchainInfo {
     pub asset_count: u64,
     /// Transactions waiting in the mempool.
     pub mempool_size: u64,
+    /// Conditions an operator must act on (as bitcoind's `warnings`): empty when
+    /// all is well.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// `getblockheader` (verbose) and the header part of `getblock`.

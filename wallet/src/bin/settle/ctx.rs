@@ -168,6 +168,19 @@ impl Ctx {
                 ),
             ));
         }
+        // Under the lock no other settle writes: a temporary file left now is one an
+        // interrupted process (killed mid-save) left behind.
+        match settle_wallet::store::remove_stale_temporary_files(&path) {
+            Ok(removed) => {
+                for p in removed {
+                    eprintln!(
+                        "settle: removed {}, left by an interrupted save",
+                        p.display()
+                    );
+                }
+            }
+            Err(e) => eprintln!("settle: warning: {e}"),
+        }
         let passphrase = passphrase(false)?;
         let (state, file_key) = state::open_wallet_file_keyed(&path, passphrase.as_bytes())?;
         let keys = state.keys()?;
@@ -423,7 +436,18 @@ impl Assets {
 
     /// Parses an amount of `asset` written in its precision.
     pub fn parse_amount(&self, asset: &AssetInfo, text: &str) -> Result<Amount> {
-        let a = Amount::parse_decimal(text.trim(), asset.precision).map_err(|e| {
+        // An amount is exactly what the user typed: surrounding spaces often mean a
+        // pasted value that lost or gained a part, so they are refused, not trimmed.
+        if text.trim() != text || text.is_empty() {
+            let shown: String = text.chars().take(40).collect();
+            return Err(CliError::new(
+                kind::BAD_AMOUNT,
+                format!(
+                    "invalid amount {shown:?}: an amount must not be empty or start or end with spaces"
+                ),
+            ));
+        }
+        let a = Amount::parse_decimal(text, asset.precision).map_err(|e| {
             CliError::new(
                 kind::BAD_AMOUNT,
                 format!(

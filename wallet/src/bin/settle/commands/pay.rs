@@ -3,15 +3,18 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use settle_assets::AssetId;
-use settle_wallet::coins::{BuildOptions, Payment, build_payment};
-use settle_wallet::scan::Owner;
+use settle_assets::{Amount, AssetId};
+use settle_rpc::{AssetInfo as AssetEntry, ClientError};
+use settle_script::Address;
+use settle_wallet::coins::{BuildOptions, BuiltTx, Payment, build_payment};
+use settle_wallet::keys::WalletKeys;
+use settle_wallet::scan::{self, Owner};
 use settle_wallet::state::WalletState;
 
 use crate::Report;
 use crate::cli::{HistoryArgs, SendArgs};
 use crate::commands::{
-    broadcast, change_address, describe_flows, maybe_wait, sign_built, status_text,
+    change_address, describe_flows, maybe_wait, rejection, sign_built, status_text,
 };
 use crate::ctx::{Assets, Ctx, parse_address};
 use crate::error::Result;
@@ -134,45 +137,45 @@ pub fn balance(ctx: &Ctx) -> Result<Report> {
     Ok(Report::new(json, text))
 }
 
+/// Times `send` builds again from a fresh view of the node after the node refused the
+/// coins it chose as spent or unknown: a block connecting while the wallet read its
+/// coins can leave it a view that no longer holds (`spec/wallet.md`).
+const STALE_VIEW_RETRIES: usize = 1;
+
+/// A rejection that a fresh view of the wallet's coins may cure.
+fn stale_view(e: &ClientError) -> bool {
+    e.rpc()
+        .and_then(|r| r.reject_data())
+        .is_some_and(|d| matches!(d.reject_code.as_str(), "double-spend" | "missing-inputs"))
+}
+
 pub fn send(ctx: &Ctx, args: SendArgs) -> Result<Report> {
     let mut open = ctx.open()?;
-    let live = sync::sync(ctx, &mut open)?;
     let assets = Assets::load(ctx.client())?;
     let info = assets.resolve(&args.asset)?;
     let amount = assets.parse_amount(info, &args.amount)?;
     let to = parse_address(&args.address, open.state.network)?;
-    let coins = live.spendable();
-    let reserved: u128 = live
-        .coins
-        .iter()
-        .filter(|c| c.reserved && c.coin.txout.asset == info.asset)
-        .map(|c| u128::from(c.coin.txout.amount.units()))
-        .sum();
-    let note = if reserved > 0 {
-        format!(
-            "; another {} is kept for open offers",
-            assets.fmt(&info.asset, reserved)
-        )
-    } else {
-        String::new()
+    let mut attempt = 0;
+    let (txid, built) = loop {
+        let live = sync::sync(ctx, &mut open)?;
+        let mut state = open.state.clone();
+        let built = build_send(
+            &assets, info, amount, &to, &args, &live, &mut state, &open.keys,
+        )?;
+        let (tx, f) = sign_built(&built, &state, &open.keys, &live.watch)?;
+        match ctx.client().send_raw_transaction(&tx) {
+            Ok(txid) => {
+                open.state = state;
+                scan::record_pending(&mut open.state, txid, f, "send");
+                break (txid, built);
+            }
+            Err(e) if attempt < STALE_VIEW_RETRIES && stale_view(&e) => {
+                attempt += 1;
+                tracing_note(&e);
+            }
+            Err(e) => return Err(rejection(e)),
+        }
     };
-    let mut state = open.state.clone();
-    let keys = open.keys.clone();
-    let built = build_payment(
-        &coins,
-        &[Payment {
-            asset: info.asset,
-            amount,
-            script_pubkey: to.script_pubkey(),
-            label: args.label.clone(),
-        }],
-        |_| change_address(&mut state, &keys).map_err(|e| e.to_string()),
-        BuildOptions::default(),
-    )
-    .map_err(|e| assets.build_error(e, &note))?;
-    let (tx, f) = sign_built(&built, &state, &keys, &live.watch)?;
-    open.state = state;
-    let txid = broadcast(ctx, &mut open, &tx, f.clone(), "send")?;
     open.save()?;
     let height = maybe_wait(ctx, &txid, args.wait)?;
     let shown = assets.fmt(&info.asset, u128::from(amount.units()));
@@ -188,9 +191,57 @@ pub fn send(ctx: &Ctx, args: SendArgs) -> Result<Report> {
                 "amount": assets.fmt_number(&c.asset, u128::from(c.amount.units())),
             })).collect::<Vec<_>>(),
             "height": height,
+            "attempts": attempt + 1,
         }),
         format!("paid {shown} to {to}\ntxid {txid}\n{}", status_text(height)),
     ))
+}
+
+/// Says on stderr why the payment is built again (stdout stays the command's report).
+fn tracing_note(e: &ClientError) {
+    eprintln!(
+        "settle: the node refused coins chosen from a view that changed ({e}); building again"
+    );
+}
+
+/// Chooses coins from `live` and builds the payment (change addresses from `state`).
+#[allow(clippy::too_many_arguments)]
+fn build_send(
+    assets: &Assets,
+    info: &AssetEntry,
+    amount: Amount,
+    to: &Address,
+    args: &SendArgs,
+    live: &Live,
+    state: &mut WalletState,
+    keys: &WalletKeys,
+) -> Result<BuiltTx> {
+    let reserved: u128 = live
+        .coins
+        .iter()
+        .filter(|c| c.reserved && c.coin.txout.asset == info.asset)
+        .map(|c| u128::from(c.coin.txout.amount.units()))
+        .sum();
+    let note = if reserved > 0 {
+        format!(
+            "; another {} is kept for open offers",
+            assets.fmt(&info.asset, reserved)
+        )
+    } else {
+        String::new()
+    };
+    build_payment(
+        &live.spendable(),
+        &[Payment {
+            asset: info.asset,
+            amount,
+            script_pubkey: to.script_pubkey(),
+            label: args.label.clone(),
+        }],
+        |_| change_address(state, keys).map_err(|e| e.to_string()),
+        BuildOptions::default(),
+    )
+    .map_err(|e| assets.build_error(e, &note))
 }
 
 pub fn history(ctx: &Ctx, args: HistoryArgs) -> Result<Report> {
