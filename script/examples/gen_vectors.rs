@@ -132,7 +132,10 @@ fn specs() -> Vec<Spec> {
     let big = |n: usize| "00".repeat(n);
     let key1 = hex::encode(xonly(1).serialize());
     let amplifier = format!("{}OP_CHECKSIG", "OP_2DUP OP_CHECKSIGVERIFY ".repeat(99));
-    let empty_checks = format!("{}OP_CHECKSIG OP_NOT", "OP_2DUP OP_CHECKSIG OP_DROP ".repeat(20));
+    let empty_checks = format!(
+        "{}OP_CHECKSIG OP_NOT",
+        "OP_2DUP OP_CHECKSIG OP_DROP ".repeat(20)
+    );
     let s = |name, spk: &str, w, e| case(name, spk, w, e);
     vec![
         // Pay-to-key.
@@ -411,7 +414,10 @@ fn specs() -> Vec<Spec> {
         s(
             "sig budget: a failing check is counted before the key is read",
             "$P2SH",
-            vec![sig(1, All), asm("OP_DUP $K1 OP_CHECKSIGVERIFY $BADKEY OP_CHECKSIG")],
+            vec![
+                sig(1, All),
+                asm("OP_DUP $K1 OP_CHECKSIGVERIFY $BADKEY OP_CHECKSIG"),
+            ],
             "SIG_CHECK_BUDGET",
         ),
         s(

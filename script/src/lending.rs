@@ -31,8 +31,8 @@ use settle_assets::Amount;
 use settle_assets::contract::{AssetClass, AssetContract, LendingTerms};
 use settle_assets::hash::{AssetId, ChainId};
 use settle_assets::transaction::{
-    Issuance, IssuanceKind, LOCKTIME_THRESHOLD, OutPoint, SEQUENCE_FINAL, TX_VERSION, Transaction, TxIn,
-    TxOut, Witness,
+    Issuance, IssuanceKind, LOCKTIME_THRESHOLD, OutPoint, SEQUENCE_FINAL, TX_VERSION, Transaction,
+    TxIn, TxOut, Witness,
 };
 
 use crate::error::ScriptError;

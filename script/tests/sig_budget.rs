@@ -60,11 +60,8 @@ fn htlc_and_lending_escrow_paths_are_within_budget() {
     let escrow = escrow_script(&params);
     // Cooperative branch: two checks (the return and agreement witnesses have the same
     // stack; the return's pre-signature is 65 bytes, so this is the tighter one).
-    let agreement = settle_script::lending::escrow_agreement_witness(
-        small_sig(),
-        small_sig(),
-        &escrow,
-    );
+    let agreement =
+        settle_script::lending::escrow_agreement_witness(small_sig(), small_sig(), &escrow);
     assert!(sig_check_budget(&agreement.0) >= 2);
     assert!(sig_check_budget(&escrow_claim_witness(small_sig(), &escrow).0) >= 1);
 }
@@ -103,9 +100,7 @@ fn twenty_of_twenty_multisig_verifies_with_real_signatures() {
     let script = multisig_script(n, &keys(n)).expect("20-of-20");
     let result = spend(p2sh(&script), |cache| {
         let slots = (1..=n)
-            .map(|i| {
-                sign_script_input(cache, 0, &script, &keypair(i as u8), SighashType::All).ok()
-            })
+            .map(|i| sign_script_input(cache, 0, &script, &keypair(i as u8), SighashType::All).ok())
             .collect();
         multisig_witness(slots, &script)
     });
@@ -115,17 +110,23 @@ fn twenty_of_twenty_multisig_verifies_with_real_signatures() {
 #[test]
 fn duplicating_one_signature_is_refused_past_the_budget() {
     // The amplifier: one signature and key in the witness, checked 100 times.
-    let amplifier =
-        assemble(&format!("{}OP_CHECKSIG", "OP_2DUP OP_CHECKSIGVERIFY ".repeat(99))).expect("asm");
+    let amplifier = assemble(&format!(
+        "{}OP_CHECKSIG",
+        "OP_2DUP OP_CHECKSIGVERIFY ".repeat(99)
+    ))
+    .expect("asm");
     let key = xonly(1).serialize().to_vec();
     let result = spend(p2sh(&amplifier), |cache| {
-        let sig = sign_script_input(cache, 0, &amplifier, &keypair(1), SighashType::All)
-            .expect("sign");
+        let sig =
+            sign_script_input(cache, 0, &amplifier, &keypair(1), SighashType::All).expect("sign");
         Witness(vec![sig, key, amplifier.clone()])
     });
     let witness_bytes = 1 + 65 + 33 + 3 + amplifier.len();
     let budget = (41 + witness_bytes) / BYTES_PER_SIG_CHECK;
-    assert!(budget < 100, "the amplifier's 100 checks exceed its budget {budget}");
+    assert!(
+        budget < 100,
+        "the amplifier's 100 checks exceed its budget {budget}"
+    );
     assert_eq!(
         result,
         Err(InputError {

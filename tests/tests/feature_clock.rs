@@ -89,12 +89,16 @@ fn feature_a_validator_whose_clock_runs_ahead_cannot_date_the_chain_ahead() {
 
     // The fast validator's turn comes within a few heights; every honest node refuses
     // its proposal and names the reason.
-    wait_until(90_000, "every honest node to refuse a fast proposal", || {
-        HONEST
-            .iter()
-            .all(|&i| net.nodes[i].log().contains(REFUSAL))
-            .then_some(())
-    });
+    wait_until(
+        90_000,
+        "every honest node to refuse a fast proposal",
+        || {
+            HONEST
+                .iter()
+                .all(|&i| net.nodes[i].log().contains(REFUSAL))
+                .then_some(())
+        },
+    );
     // The chain goes on after that, and the fast validator follows it (it votes for
     // blocks dated behind its clock: there is no lower bound).
     let refused_at = net.wait_converged(&HONEST, 1, 30_000).blocks;

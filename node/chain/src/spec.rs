@@ -18,8 +18,8 @@ use crate::block::{Block, Header};
 use crate::certificate::{CommitCertificate, Validator, ValidatorSet};
 use crate::limits::{
     BLOCK_VERSION, DEFAULT_CLOCK_DRIFT_MS, HEADER_BYTES, MAX_ALLOCATIONS, MAX_BLOCK_BYTES,
-    MAX_BLOCK_TXS, MAX_CHAIN_SPEC_BYTES, MAX_CLOCK_DRIFT_MS, MAX_ISSUERS_PER_CLASS,
-    MAX_NAME_CHARS, MIN_CLOCK_DRIFT_MS,
+    MAX_BLOCK_TXS, MAX_CHAIN_SPEC_BYTES, MAX_CLOCK_DRIFT_MS, MAX_ISSUERS_PER_CLASS, MAX_NAME_CHARS,
+    MIN_CLOCK_DRIFT_MS,
 };
 use crate::membership::{MAX_PERMITTED_NODES, Membership};
 use crate::validate::{BlockEffects, apply_genesis};

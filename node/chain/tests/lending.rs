@@ -841,7 +841,10 @@ fn one_delivery_cannot_back_two_positions() {
     t2.interest_rate_bps = 300;
     let (bond_outpoint, bond_coin) = chain.fx.coin(&chain.fx.bob, chain.fx.bond);
     let (eur_outpoint, eur_coin) = chain.fx.coin(&chain.fx.alice, chain.fx.eur);
-    let (i1, i2) = (position_issuance(&chain, &t1), position_issuance(&chain, &t2));
+    let (i1, i2) = (
+        position_issuance(&chain, &t1),
+        position_issuance(&chain, &t2),
+    );
     let (p1, p2) = (i1.asset_id(&bond_outpoint), i2.asset_id(&eur_outpoint));
     let mut outputs = vec![pay(chain.fx.bond, 10, &chain.fx.alice)];
     outputs.extend(loan_outputs(&chain, &t1, p1));

@@ -1593,7 +1593,7 @@ impl<A: Application> Driver<A> {
                   proposer = %init.proposer, "proposed block is dated too far ahead of this node's clock; voting nil");
             Validity::Invalid
         } else {
-        match self.app.validate_block(init.height, &block)? {
+            match self.app.validate_block(init.height, &block)? {
                 BlockVerdict::Valid(valid) if valid == hash => Validity::Valid,
                 BlockVerdict::Valid(other) => {
                     error!(height = %init.height, block = %hash, validated = %other,

@@ -38,7 +38,9 @@ pub fn clock_offset_ms() -> Result<i64, String> {
                 .trim()
                 .parse::<i32>()
                 .map(|secs| i64::from(secs) * 1000)
-                .map_err(|e| format!("{CLOCK_OFFSET_ENV}={text:?} is not a whole number of seconds: {e}")),
+                .map_err(|e| {
+                    format!("{CLOCK_OFFSET_ENV}={text:?} is not a whole number of seconds: {e}")
+                }),
         })
         .clone()
 }
