@@ -22,8 +22,13 @@ fn small_sig() -> Vec<u8> {
     vec![0x55; SIG_BYTES]
 }
 
+/// Key `i` of the test keys 1..=255.
+fn key_index(i: usize) -> u8 {
+    u8::try_from(i).expect("at most 20 keys")
+}
+
 fn keys(n: usize) -> Vec<secp256k1::XOnlyPublicKey> {
-    (1..=n).map(|i| xonly(i as u8)).collect()
+    (1..=n).map(|i| xonly(key_index(i))).collect()
 }
 
 #[test]
@@ -100,7 +105,9 @@ fn twenty_of_twenty_multisig_verifies_with_real_signatures() {
     let script = multisig_script(n, &keys(n)).expect("20-of-20");
     let result = spend(p2sh(&script), |cache| {
         let slots = (1..=n)
-            .map(|i| sign_script_input(cache, 0, &script, &keypair(i as u8), SighashType::All).ok())
+            .map(|i| {
+                sign_script_input(cache, 0, &script, &keypair(key_index(i)), SighashType::All).ok()
+            })
             .collect();
         multisig_witness(slots, &script)
     });

@@ -817,11 +817,7 @@ fn loan_outputs(chain: &Chain, terms: &LendingTerms, position: AssetId) -> Vec<T
 /// Mines `tx` signed by Bob (input 0), Alice (input 1) and the position issuer, and
 /// returns the derived book.
 fn mine_signed(chain: &mut Chain, mut tx: Transaction) -> settle_chain::lending::LendingBook {
-    let (bob, alice, issuer) = (
-        chain.fx.bob.clone(),
-        chain.fx.alice.clone(),
-        chain.fx.issuer.clone(),
-    );
+    let (bob, alice, issuer) = (chain.fx.bob, chain.fx.alice, chain.fx.issuer);
     chain
         .fx
         .sign_with(&mut tx, &[Some(&bob), Some(&alice)], Some(&issuer), &[]);
