@@ -554,6 +554,24 @@ fn main() {
             &|tx| tx.inputs[0].issuance = None,
             "NO_POSITION_ISSUANCE",
         ),
+        defect(
+            "issuance_on_a_null_input",
+            "The position issuance moved to an added null (issuance-only) input: its id would depend on the contract alone.",
+            &|tx| {
+                let issuance = tx.inputs[0].issuance.take();
+                tx.inputs.push(TxIn {
+                    issuance,
+                    ..TxIn::spending(OutPoint::NULL)
+                });
+            },
+            "NULL_ISSUANCE_INPUT",
+        ),
+        defect(
+            "second_position_issuance",
+            "The borrower's coin carries a second position issuance: one delivery would back two loans.",
+            &|tx| tx.inputs[1].issuance = tx.inputs[0].issuance.clone(),
+            "POSITION_COUNT",
+        ),
     ];
 
     let skeleton = w.escrow.return_skeleton(w.escrow_outpoint);

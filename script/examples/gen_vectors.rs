@@ -122,12 +122,20 @@ fn expand(template: &str) -> String {
 const HTLC: &str = "OP_IF OP_SHA256 $H OP_EQUALVERIFY $K1 OP_CHECKSIG OP_ELSE <e803> \
                     OP_CHECKLOCKTIMEVERIFY OP_DROP $K2 OP_CHECKSIG OP_ENDIF";
 const MULTISIG: &str = "OP_2 $K1 $K2 $K3 OP_3 OP_CHECKMULTISIG";
+/// Checks one witness signature twice against key 1, after dropping a padding item.
+const TWICE: &str = "OP_DROP OP_DUP $K1 OP_CHECKSIGVERIFY $K1 OP_CHECKSIG";
 
 fn specs() -> Vec<Spec> {
     use SighashType::*;
     let p2k1 = "OP_1 $K1";
     let preimage = hex::encode(PREIMAGE);
     let big = |n: usize| "00".repeat(n);
+    let key1 = hex::encode(xonly(1).serialize());
+    let amplifier = format!("{}OP_CHECKSIG", "OP_2DUP OP_CHECKSIGVERIFY ".repeat(99));
+    let empty_checks = format!(
+        "{}OP_CHECKSIG OP_NOT",
+        "OP_2DUP OP_CHECKSIG OP_DROP ".repeat(20)
+    );
     let s = |name, spk: &str, w, e| case(name, spk, w, e);
     vec![
         // Pay-to-key.
@@ -377,6 +385,40 @@ fn specs() -> Vec<Spec> {
             "$P2SH",
             vec![sig(1, NoneAnyoneCanPay), asm("$K1 OP_CHECKSIGVERIFY OP_1")],
             "OK",
+        ),
+        // Signature-check budget: (41 + witness bytes) / 96 checks per input.
+        s(
+            "sig budget: one signature checked twice, witness 151 bytes (budget 2)",
+            "$P2SH",
+            vec![sig(1, All), hex(&big(13)), asm(TWICE)],
+            "OK",
+        ),
+        s(
+            "sig budget: one signature checked twice, witness 150 bytes (budget 1)",
+            "$P2SH",
+            vec![sig(1, All), hex(&big(12)), asm(TWICE)],
+            "SIG_CHECK_BUDGET",
+        ),
+        s(
+            "sig budget: OP_2DUP OP_CHECKSIGVERIFY 99 times over one signature",
+            "$P2SH",
+            vec![sig(1, All), hex(&key1), asm(&amplifier)],
+            "SIG_CHECK_BUDGET",
+        ),
+        s(
+            "sig budget: empty signatures cost nothing",
+            "$P2SH",
+            vec![empty(), hex(&key1), asm(&empty_checks)],
+            "OK",
+        ),
+        s(
+            "sig budget: a failing check is counted before the key is read",
+            "$P2SH",
+            vec![
+                sig(1, All),
+                asm("OP_DUP $K1 OP_CHECKSIGVERIFY $BADKEY OP_CHECKSIG"),
+            ],
+            "SIG_CHECK_BUDGET",
         ),
         s(
             "htlc: claim with the preimage",

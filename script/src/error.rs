@@ -107,6 +107,9 @@ script_errors! {
     WitnessEmpty = "WITNESS_EMPTY", "witness is empty but the output program needs at least one item";
     /// The spent output uses a reserved program version.
     UnknownProgramVersion = "UNKNOWN_PROGRAM_VERSION", "spent output uses a reserved program version and cannot be spent";
+    /// The input checked more non-empty signatures than its witness size pays for
+    /// (`limits::BYTES_PER_SIG_CHECK`).
+    SigCheckBudget = "SIG_CHECK_BUDGET", "input checks more signatures than its witness size allows (one per 96 bytes of input)";
     /// The spent output is a burn.
     Unspendable = "UNSPENDABLE", "spent output is a burn (starts with OP_RETURN) and can never be spent";
     /// A SINGLE signature on an input with no output at the same index.
@@ -164,7 +167,7 @@ mod tests {
             );
         }
         assert!("OK".parse::<ScriptError>().is_err());
-        assert_eq!(ScriptError::ALL.len(), 34);
+        assert_eq!(ScriptError::ALL.len(), 35);
     }
 
     #[test]

@@ -31,8 +31,8 @@ use settle_assets::Amount;
 use settle_assets::contract::{AssetClass, AssetContract, LendingTerms};
 use settle_assets::hash::{AssetId, ChainId};
 use settle_assets::transaction::{
-    IssuanceKind, LOCKTIME_THRESHOLD, OutPoint, SEQUENCE_FINAL, TX_VERSION, Transaction, TxIn,
-    TxOut, Witness,
+    Issuance, IssuanceKind, LOCKTIME_THRESHOLD, OutPoint, SEQUENCE_FINAL, TX_VERSION, Transaction,
+    TxIn, TxOut, Witness,
 };
 
 use crate::error::ScriptError;
@@ -559,6 +559,10 @@ pub enum OpeningDefect {
     Terms(LendingError),
     #[error("no input issues a new lending_position asset with these terms")]
     NoPositionIssuance,
+    #[error("the position issuance rides on a null input; it must spend a real coin")]
+    NullIssuanceInput,
+    #[error("{count} inputs issue lending_position assets; an opening issues exactly 1")]
+    PositionCount { count: usize },
     #[error("the position is issued {issued} units; a loan issues exactly 1")]
     PositionUnits { issued: u64 },
     #[error("the position contract is reissuable or has a precision other than 0")]
@@ -595,6 +599,8 @@ impl OpeningDefect {
         match self {
             OpeningDefect::Terms(_) => "TERMS",
             OpeningDefect::NoPositionIssuance => "NO_POSITION_ISSUANCE",
+            OpeningDefect::NullIssuanceInput => "NULL_ISSUANCE_INPUT",
+            OpeningDefect::PositionCount { .. } => "POSITION_COUNT",
             OpeningDefect::PositionUnits { .. } => "POSITION_UNITS",
             OpeningDefect::PositionContract => "POSITION_CONTRACT",
             OpeningDefect::Expiry { .. } => "EXPIRY",
@@ -607,8 +613,23 @@ impl OpeningDefect {
     }
 }
 
+/// Whether the input carries a new issuance of a `lending_position` contract (any
+/// terms).
+fn issues_position(input: &TxIn) -> bool {
+    let Some(Issuance {
+        kind: IssuanceKind::New { contract },
+        ..
+    }) = &input.issuance
+    else {
+        return false;
+    };
+    AssetContract::from_canonical_bytes(contract)
+        .is_ok_and(|c| matches!(c.class, AssetClass::LendingPosition(_)))
+}
+
 /// Checks that `tx` opens a loan with exactly these terms (`spec/lending.md`,
-/// "Opening"): it issues one unit of a `lending_position` asset with the terms, expires
+/// "Opening"): it issues one unit of a `lending_position` asset with the terms, on an
+/// input spending a real coin and as the transaction's only position issuance, expires
 /// at or before the settlement height, delivers the quantity to the borrower's key,
 /// pays exactly the collateral into the escrow once, the fee and the position unit to
 /// the lender's key. The borrower runs it before signing; the chain derivation runs it
@@ -636,6 +657,17 @@ pub fn check_opening(
     let Some((issuance_input, position, issued, contract)) = issuing else {
         return Err(OpeningDefect::NoPositionIssuance);
     };
+    // On a null input the position id would depend on the contract alone: predictable
+    // before the opening exists and shared by every opening with the same terms.
+    if tx.inputs[issuance_input].prevout.is_null() {
+        return Err(OpeningDefect::NullIssuanceInput);
+    }
+    // Every output rule below reads "an output pays": with a second position in the
+    // same transaction, one delivery would back two loans.
+    let count = tx.inputs.iter().filter(|i| issues_position(i)).count();
+    if count != 1 {
+        return Err(OpeningDefect::PositionCount { count });
+    }
     if issued.units() != POSITION_UNITS {
         return Err(OpeningDefect::PositionUnits {
             issued: issued.units(),

@@ -43,8 +43,8 @@ pub use templates::{
     p2sh_witness,
 };
 pub use verify::{
-    CoinConfirmation, SequenceLock, TransactionChecker, is_final, sequence_lock, verify_input,
-    verify_transaction,
+    CoinConfirmation, SequenceLock, TransactionChecker, is_final, sequence_lock, sig_check_budget,
+    verify_input, verify_transaction, witness_encoded_bytes,
 };
 
 /// Re-exported so users name the same key types the API takes.

@@ -25,3 +25,13 @@ pub const MAX_LOCKTIME_NUM_BYTES: usize = 5;
 pub const KEY_BYTES: usize = 32;
 /// Length of a BIP340 signature without a hash type byte (hash type ALL).
 pub const SIG_BYTES: usize = 64;
+/// The bytes every input carries outside its witness (36-byte outpoint, 4-byte sequence,
+/// 1-byte issuance flag): the smallest encoded input. Counted towards the input's
+/// signature-check budget so that a pay-to-key spend (a 66-byte witness) gets its check.
+pub const SIG_CHECK_BASE_BYTES: usize = 41;
+/// Bytes of an input (its witness plus [`SIG_CHECK_BASE_BYTES`]) that pay for one
+/// signature check. An input may check at most
+/// `(SIG_CHECK_BASE_BYTES + witness bytes) / BYTES_PER_SIG_CHECK` non-empty signatures,
+/// so no transaction or block makes a node check more than one signature per 96 bytes
+/// (see `spec/script.md`, "Signature-check budget").
+pub const BYTES_PER_SIG_CHECK: usize = 96;

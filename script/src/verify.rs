@@ -2,12 +2,15 @@
 //! node uses to decide whether a transaction may enter a block.
 
 use secp256k1::{SECP256K1, XOnlyPublicKey, schnorr};
+use settle_assets::encode::compact_size_len;
 use settle_assets::transaction::{LOCKTIME_THRESHOLD, SEQUENCE_FINAL};
 use settle_assets::{ChainId, Transaction, TxOut};
 
 use crate::error::{InputError, ScriptError};
 use crate::interpreter::{Checker, Stack, check_initial_stack, check_sig, execute};
-use crate::limits::{KEY_BYTES, MAX_STACK_ITEMS, SIG_BYTES};
+use crate::limits::{
+    BYTES_PER_SIG_CHECK, KEY_BYTES, MAX_STACK_ITEMS, SIG_BYTES, SIG_CHECK_BASE_BYTES,
+};
 use crate::num::cast_to_bool;
 use crate::opcodes::OP_CHECKSIG;
 use crate::sighash::{PrecomputedTx, SighashType, sha256};
@@ -24,6 +27,9 @@ pub const SEQUENCE_LOCKTIME_GRANULARITY: u32 = 9;
 
 /// Checks signatures and lock times for one input of a prepared transaction. Digests are
 /// cached per hash type, so a multisig with several signatures of one type hashes once.
+/// It also keeps the input's signature-check budget ([`sig_check_budget`]): the
+/// interpreter has no loops, but one signature and key duplicated on the stack could
+/// otherwise be checked 200 times per script for the price of 100 bytes.
 #[derive(Debug)]
 pub struct TransactionChecker<'c, 'a> {
     cache: &'c PrecomputedTx<'a>,
@@ -31,6 +37,25 @@ pub struct TransactionChecker<'c, 'a> {
     sequence: u32,
     script_code_hash: [u8; 32],
     digests: [Option<[u8; 32]>; 6],
+    sig_checks_left: usize,
+}
+
+/// The encoded size of a witness: its item count and every item with its length prefix.
+pub fn witness_encoded_bytes(witness: &[Vec<u8>]) -> usize {
+    let items: usize = witness
+        .iter()
+        .map(|item| compact_size_len(item.len() as u64) + item.len())
+        .sum();
+    compact_size_len(witness.len() as u64) + items
+}
+
+/// How many non-empty signatures an input with this witness may check:
+/// `(SIG_CHECK_BASE_BYTES + witness bytes) / BYTES_PER_SIG_CHECK` (`spec/script.md`,
+/// "Signature-check budget"). Every check is paid for by the input's own bytes, so the
+/// checks of a transaction or a block never exceed its size divided by
+/// [`BYTES_PER_SIG_CHECK`].
+pub fn sig_check_budget(witness: &[Vec<u8>]) -> usize {
+    (SIG_CHECK_BASE_BYTES + witness_encoded_bytes(witness)) / BYTES_PER_SIG_CHECK
 }
 
 impl<'c, 'a> TransactionChecker<'c, 'a> {
@@ -41,18 +66,18 @@ impl<'c, 'a> TransactionChecker<'c, 'a> {
         input: usize,
         script_code_hash: [u8; 32],
     ) -> Result<Self, ScriptError> {
-        let sequence = cache
+        let txin = cache
             .tx()
             .inputs
             .get(input)
-            .ok_or(ScriptError::InputIndex)?
-            .sequence;
+            .ok_or(ScriptError::InputIndex)?;
         Ok(TransactionChecker {
             cache,
             input,
-            sequence,
+            sequence: txin.sequence,
             script_code_hash,
             digests: [None; 6],
+            sig_checks_left: sig_check_budget(&txin.witness.0),
         })
     }
 
@@ -75,6 +100,12 @@ impl Checker for TransactionChecker<'_, '_> {
         hash_type: SighashType,
         key: &[u8; KEY_BYTES],
     ) -> Result<(), ScriptError> {
+        // Spent before anything else about the check, so that a failing check costs
+        // budget too and the result never depends on the order of the other rules.
+        self.sig_checks_left = self
+            .sig_checks_left
+            .checked_sub(1)
+            .ok_or(ScriptError::SigCheckBudget)?;
         let key = XOnlyPublicKey::from_byte_array(*key).map_err(|_| ScriptError::PubkeyType)?;
         let digest = self.digest(hash_type)?;
         let sig = schnorr::Signature::from_byte_array(*signature);

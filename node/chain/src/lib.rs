@@ -5,6 +5,7 @@
 //!   allocations; the genesis block and the chain id.
 //! - [`block`]: headers, blocks, the merkle tree over wtxids, their canonical encoding.
 //! - [`certificate`]: validator sets, BIP340 precommits and commit certificates.
+//! - [`clock`]: the vote-time bound on a proposal's time against the node's clock.
 //! - [`muhash`]: the MuHash3072 rolling multiset hash that commits to the UTXO set.
 //! - [`coin`]: unspent coins, the asset registry entry and the [`ChainView`] trait.
 //! - [`validate`]: transaction and block validation returning plain-data effects.
@@ -20,6 +21,7 @@
 
 pub mod block;
 pub mod certificate;
+pub mod clock;
 pub mod coin;
 pub mod lending;
 pub mod limits;

@@ -29,3 +29,12 @@ pub const COMMIT_SIGNATURE_BYTES: usize = 96;
 /// Largest encoded certificate: height 8, round 4, block hash 32, count (at most 3
 /// bytes), signatures.
 pub const MAX_CERTIFICATE_BYTES: usize = 8 + 4 + 32 + 3 + MAX_VALIDATORS * COMMIT_SIGNATURE_BYTES;
+/// Smallest `max_clock_drift_ms` a chain spec may set: below a second, ordinary clock
+/// error between honest validators (NTP keeps them within milliseconds, a restarted
+/// machine may be off by more) would make them refuse each other's proposals.
+pub const MIN_CLOCK_DRIFT_MS: u64 = 1_000;
+/// Largest `max_clock_drift_ms` a chain spec may set: one hour. A longer drift would let
+/// one proposer open every time lock of the next hour at once.
+pub const MAX_CLOCK_DRIFT_MS: u64 = 3_600_000;
+/// The default `max_clock_drift_ms`: 30 seconds.
+pub const DEFAULT_CLOCK_DRIFT_MS: u32 = 30_000;

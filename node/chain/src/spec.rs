@@ -17,8 +17,9 @@ use settle_script::addresses::Address;
 use crate::block::{Block, Header};
 use crate::certificate::{CommitCertificate, Validator, ValidatorSet};
 use crate::limits::{
-    BLOCK_VERSION, HEADER_BYTES, MAX_ALLOCATIONS, MAX_BLOCK_BYTES, MAX_BLOCK_TXS,
-    MAX_CHAIN_SPEC_BYTES, MAX_ISSUERS_PER_CLASS, MAX_NAME_CHARS,
+    BLOCK_VERSION, DEFAULT_CLOCK_DRIFT_MS, HEADER_BYTES, MAX_ALLOCATIONS, MAX_BLOCK_BYTES,
+    MAX_BLOCK_TXS, MAX_CHAIN_SPEC_BYTES, MAX_CLOCK_DRIFT_MS, MAX_ISSUERS_PER_CLASS, MAX_NAME_CHARS,
+    MIN_CLOCK_DRIFT_MS,
 };
 use crate::membership::{MAX_PERMITTED_NODES, Membership};
 use crate::validate::{BlockEffects, apply_genesis};
@@ -63,6 +64,10 @@ pub struct Limits {
     pub max_block_txs: u32,
     /// Largest block (header, count and transactions; not the certificate) in bytes.
     pub max_block_bytes: u32,
+    /// How far, in milliseconds, a proposal's time may be ahead of a validator's own
+    /// clock for it to vote for the proposal (`spec/consensus.md`, "Clock"). Not a rule
+    /// of block validity: a decided block is never judged by anyone's clock.
+    pub max_clock_drift_ms: u32,
 }
 
 impl Limits {
@@ -77,6 +82,7 @@ impl Default for Limits {
         Limits {
             max_block_txs: 50_000,
             max_block_bytes: 8_000_000,
+            max_clock_drift_ms: DEFAULT_CLOCK_DRIFT_MS,
         }
     }
 }
@@ -268,6 +274,8 @@ struct RawLimits {
     max_block_txs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_block_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_clock_drift_ms: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -421,6 +429,7 @@ impl ChainSpec {
             limits: RawLimits {
                 max_block_txs: Some(u64::from(self.limits.max_block_txs)),
                 max_block_bytes: Some(u64::from(self.limits.max_block_bytes)),
+                max_clock_drift_ms: Some(u64::from(self.limits.max_clock_drift_ms)),
             },
             allocations: self
                 .allocations
@@ -521,9 +530,17 @@ impl ChainSpec {
             MAX_BLOCK_BYTES as u64,
             "limits.max_block_bytes",
         )?;
+        let max_clock_drift_ms = bounded(
+            raw.limits.max_clock_drift_ms,
+            u64::from(defaults.max_clock_drift_ms),
+            MIN_CLOCK_DRIFT_MS,
+            MAX_CLOCK_DRIFT_MS,
+            "limits.max_clock_drift_ms",
+        )?;
         let limits = Limits {
             max_block_txs,
             max_block_bytes,
+            max_clock_drift_ms,
         };
         if raw.allocations.len() > MAX_ALLOCATIONS {
             return Err(SpecError::field(
@@ -589,6 +606,13 @@ impl ChainSpec {
             return Err(SpecError::field(
                 "limits.max_block_txs",
                 format!("must be 1 to {MAX_BLOCK_TXS}"),
+            ));
+        }
+        let drift = u64::from(self.limits.max_clock_drift_ms);
+        if !(MIN_CLOCK_DRIFT_MS..=MAX_CLOCK_DRIFT_MS).contains(&drift) {
+            return Err(SpecError::field(
+                "limits.max_clock_drift_ms",
+                format!("must be {MIN_CLOCK_DRIFT_MS} to {MAX_CLOCK_DRIFT_MS}"),
             ));
         }
         if self.limits.max_block_bytes < Limits::MIN_BLOCK_BYTES
@@ -710,7 +734,8 @@ impl ChainSpec {
     /// The hash of the consensus parameters the genesis header cannot otherwise show:
     /// `TaggedHash("Settle/ChainParams", network name (length-prefixed) || membership
     /// hash || for cash, security, lending_position: key count || keys in ascending
-    /// order || max_block_txs u32 LE || max_block_bytes u32 LE)`. It is the genesis
+    /// order || max_block_txs u32 LE || max_block_bytes u32 LE || max_clock_drift_ms u32
+    /// LE)`. It is the genesis
     /// block's `prev_hash`, so two specs that differ in any rule have different chain ids.
     pub fn params_hash(&self) -> [u8; 32] {
         let mut data = Vec::with_capacity(128);
@@ -737,6 +762,7 @@ impl ChainSpec {
         }
         data.extend_from_slice(&self.limits.max_block_txs.to_le_bytes());
         data.extend_from_slice(&self.limits.max_block_bytes.to_le_bytes());
+        data.extend_from_slice(&self.limits.max_clock_drift_ms.to_le_bytes());
         CHAIN_PARAMS_TAG.hash(&data)
     }
 

@@ -769,10 +769,12 @@ fn malformed_openings_are_refused_by_the_borrower_and_not_read_as_loans() {
     assert_eq!(book.positions[0].asset, loan.position);
     assert_eq!(book.unrecognised.len(), 1);
     assert_eq!(book.unrecognised[0].asset, fake_asset);
-    assert!(matches!(
+    // Issued on a null input, like every `new_issuance` of the fixture: the first
+    // rule it breaks.
+    assert_eq!(
         book.unrecognised[0].defect,
-        PositionDefect::Opening(OpeningDefect::Expiry { .. })
-    ));
+        PositionDefect::Opening(OpeningDefect::NullIssuanceInput)
+    );
     match derive_position(&chain.source(), &fake_asset) {
         Err(DeriveError::Defect(u)) => assert_eq!(*u, book.unrecognised[0]),
         other => panic!("not a loan: {other:?}"),
@@ -784,5 +786,151 @@ fn malformed_openings_are_refused_by_the_borrower_and_not_read_as_loans() {
     assert_eq!(
         derive_position(&chain.source(), &AssetId([7; 32])),
         Err(DeriveError::UnknownAsset(AssetId([7; 32])))
+    );
+}
+
+/// A new issuance of the position contract of `terms` (unsigned).
+fn position_issuance(chain: &Chain, terms: &LendingTerms) -> Issuance {
+    let contract = position_contract(terms, key_bytes(&chain.fx.issuer));
+    Issuance {
+        kind: IssuanceKind::New {
+            contract: contract.to_canonical_bytes().expect("valid contract"),
+        },
+        amount: amount(1),
+        signature: None,
+    }
+}
+
+/// The outputs every opening of `terms` for `position` needs except the delivery:
+/// escrow, position unit to the lender, fee.
+fn loan_outputs(chain: &Chain, terms: &LendingTerms, position: AssetId) -> Vec<TxOut> {
+    let escrow = Escrow::new(position, terms).expect("valid terms");
+    vec![
+        escrow
+            .output(terms.collateral_asset, terms.collateral_amount)
+            .expect("in range"),
+        pay(position, 1, &chain.fx.bob),
+        pay(terms.fee_asset, terms.fee, &chain.fx.bob),
+    ]
+}
+
+/// Mines `tx` signed by Bob (input 0), Alice (input 1) and the position issuer, and
+/// returns the derived book.
+fn mine_signed(chain: &mut Chain, mut tx: Transaction) -> settle_chain::lending::LendingBook {
+    let (bob, alice, issuer) = (chain.fx.bob, chain.fx.alice, chain.fx.issuer);
+    chain
+        .fx
+        .sign_with(&mut tx, &[Some(&bob), Some(&alice)], Some(&issuer), &[]);
+    chain.check(&tx).expect("consensus accepts the transaction");
+    chain.mine(&[tx]);
+    derive_book(&chain.source()).expect("infallible")
+}
+
+#[test]
+fn one_delivery_cannot_back_two_positions() {
+    // The lender proposes two loans in one transaction, differing only in the interest
+    // rate: one delivery of 10 AAPL satisfies both terms' "an output delivers", the
+    // borrower locks collateral twice and two positions would be read as loans.
+    let mut chain = Chain::new();
+    let t1 = terms(&chain.fx, 10, 20_000, 5, 20, 5);
+    let mut t2 = t1.clone();
+    t2.interest_rate_bps = 300;
+    let (bond_outpoint, bond_coin) = chain.fx.coin(&chain.fx.bob, chain.fx.bond);
+    let (eur_outpoint, eur_coin) = chain.fx.coin(&chain.fx.alice, chain.fx.eur);
+    let (i1, i2) = (
+        position_issuance(&chain, &t1),
+        position_issuance(&chain, &t2),
+    );
+    let (p1, p2) = (i1.asset_id(&bond_outpoint), i2.asset_id(&eur_outpoint));
+    let mut outputs = vec![pay(chain.fx.bond, 10, &chain.fx.alice)];
+    outputs.extend(loan_outputs(&chain, &t1, p1));
+    outputs.extend(loan_outputs(&chain, &t2, p2));
+    let bond_change = bond_coin.output.amount.units() - 10;
+    outputs.push(pay(chain.fx.bond, bond_change, &chain.fx.bob));
+    let eur_change = eur_coin.output.amount.units() - 2 * 20_000 - 2 * t1.fee;
+    outputs.push(pay(chain.fx.eur, eur_change, &chain.fx.alice));
+    let tx = Transaction {
+        version: 1,
+        inputs: vec![
+            TxIn {
+                issuance: Some(i1),
+                ..TxIn::spending(bond_outpoint)
+            },
+            TxIn {
+                issuance: Some(i2),
+                ..TxIn::spending(eur_outpoint)
+            },
+        ],
+        outputs,
+        lock_time: 0,
+        expiry_height: 5,
+    };
+    // The borrower refuses to sign either loan's opening.
+    for t in [&t1, &t2] {
+        assert_eq!(
+            check_opening(&tx, t).map(|_| ()),
+            Err(OpeningDefect::PositionCount { count: 2 })
+        );
+    }
+    // Consensus lets the issuer issue any position; the chain reads neither as a loan.
+    let book = mine_signed(&mut chain, tx);
+    assert!(book.positions.is_empty(), "{:?}", book.positions);
+    assert_eq!(book.unrecognised.len(), 2);
+    for u in &book.unrecognised {
+        assert!([p1, p2].contains(&u.asset));
+        assert_eq!(
+            u.defect,
+            PositionDefect::Opening(OpeningDefect::PositionCount { count: 2 })
+        );
+    }
+}
+
+#[test]
+fn a_position_issued_on_a_null_input_is_not_a_loan() {
+    // The issuance rides on an added issuance-only input instead of the lender's coin:
+    // the position id is then a function of the terms alone, known before any opening.
+    let mut chain = Chain::new();
+    let t = terms(&chain.fx, 10, 20_000, 5, 20, 5);
+    let (bond_outpoint, bond_coin) = chain.fx.coin(&chain.fx.bob, chain.fx.bond);
+    let (eur_outpoint, eur_coin) = chain.fx.coin(&chain.fx.alice, chain.fx.eur);
+    let issuance = position_issuance(&chain, &t);
+    let position = issuance.asset_id(&OutPoint::NULL);
+    let mut outputs = vec![pay(chain.fx.bond, 10, &chain.fx.alice)];
+    outputs.extend(loan_outputs(&chain, &t, position));
+    outputs.push(pay(
+        chain.fx.bond,
+        bond_coin.output.amount.units() - 10,
+        &chain.fx.bob,
+    ));
+    outputs.push(pay(
+        chain.fx.eur,
+        eur_coin.output.amount.units() - 20_000 - t.fee,
+        &chain.fx.alice,
+    ));
+    let tx = Transaction {
+        version: 1,
+        inputs: vec![
+            TxIn::spending(bond_outpoint),
+            TxIn::spending(eur_outpoint),
+            TxIn {
+                issuance: Some(issuance),
+                ..TxIn::spending(OutPoint::NULL)
+            },
+        ],
+        outputs,
+        lock_time: 0,
+        expiry_height: 5,
+    };
+    assert_eq!(
+        check_opening(&tx, &t).map(|_| ()),
+        Err(OpeningDefect::NullIssuanceInput)
+    );
+    let book = mine_signed(&mut chain, tx);
+    assert!(book.positions.is_empty(), "{:?}", book.positions);
+    assert_eq!(book.unrecognised.len(), 1);
+    assert_eq!(book.unrecognised[0].asset, position);
+    assert_eq!(
+        book.unrecognised[0].defect,
+        PositionDefect::Opening(OpeningDefect::NullIssuanceInput)
     );
 }

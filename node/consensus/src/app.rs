@@ -71,6 +71,14 @@ pub trait Application: Send + 'static {
     /// paying for full validation.
     fn block_hash(&self, bytes: &[u8]) -> Option<BlockHash>;
 
+    /// The rules only a proposal is judged by, before this node votes for it: those
+    /// that depend on this node's own clock (`spec/consensus.md`, "Clock"). `Some`
+    /// gives the reason to vote nil. Blocks that arrive by sync are already decided and
+    /// are never asked. The default refuses nothing.
+    fn check_proposal_clock(&self, _bytes: &[u8]) -> Option<String> {
+        None
+    }
+
     /// Decodes and fully validates `bytes` as the block at `height` on top of the
     /// current tip (`height - 1`). Must not change any state.
     fn validate_block(&mut self, height: Height, bytes: &[u8]) -> Result<BlockVerdict, AppError>;

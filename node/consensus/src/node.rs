@@ -1586,25 +1586,33 @@ impl<A: Application> Driver<A> {
             self.report(publisher, Offence::BadProposalSignature);
             return Ok(None);
         }
-        let validity = match self.app.validate_block(init.height, &block)? {
-            BlockVerdict::Valid(valid) if valid == hash => Validity::Valid,
-            BlockVerdict::Valid(other) => {
-                error!(height = %init.height, block = %hash, validated = %other,
-                       "the application hashed the block two ways; voting nil");
-                Validity::Invalid
-            }
-            BlockVerdict::Invalid { reason, .. } => {
-                warn!(height = %init.height, round = %init.round, block = %hash, %reason,
-                      proposer = %init.proposer, "proposed block is invalid; voting nil");
-                // The proposer signed it: the proposer is at fault, whoever relayed it.
-                self.report_validator(&init.proposer, Offence::InvalidBlock);
-                Validity::Invalid
-            }
-            BlockVerdict::Malformed { reason } => {
-                warn!(height = %init.height, round = %init.round, block = %hash, %reason,
-                      proposer = %init.proposer, "proposed block does not decode in full; voting nil");
-                self.report_validator(&init.proposer, Offence::MalformedBlock);
-                Validity::Invalid
+        // Judged by this node's clock first and never blamed on the proposer: the
+        // clock that is off may be ours (`spec/consensus.md`, "Clock").
+        let validity = if let Some(reason) = self.app.check_proposal_clock(&block) {
+            warn!(height = %init.height, round = %init.round, block = %hash, %reason,
+                  proposer = %init.proposer, "proposed block is dated too far ahead of this node's clock; voting nil");
+            Validity::Invalid
+        } else {
+            match self.app.validate_block(init.height, &block)? {
+                BlockVerdict::Valid(valid) if valid == hash => Validity::Valid,
+                BlockVerdict::Valid(other) => {
+                    error!(height = %init.height, block = %hash, validated = %other,
+                           "the application hashed the block two ways; voting nil");
+                    Validity::Invalid
+                }
+                BlockVerdict::Invalid { reason, .. } => {
+                    warn!(height = %init.height, round = %init.round, block = %hash, %reason,
+                          proposer = %init.proposer, "proposed block is invalid; voting nil");
+                    // The proposer signed it: the proposer is at fault, whoever relayed it.
+                    self.report_validator(&init.proposer, Offence::InvalidBlock);
+                    Validity::Invalid
+                }
+                BlockVerdict::Malformed { reason } => {
+                    warn!(height = %init.height, round = %init.round, block = %hash, %reason,
+                          proposer = %init.proposer, "proposed block does not decode in full; voting nil");
+                    self.report_validator(&init.proposer, Offence::MalformedBlock);
+                    Validity::Invalid
+                }
             }
         };
         let value = ProposedValue {

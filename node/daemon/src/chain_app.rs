@@ -171,6 +171,11 @@ impl Application for ChainApp {
                 built.block.header.height.saturating_sub(1)
             )));
         }
+        // Never propose what an honest validator with our clock would refuse: when the
+        // parent is dated beyond our bound, wait (the round times out) for time to pass.
+        let drift = self.node.spec.limits.max_clock_drift_ms;
+        settle_chain::clock::check_block_time(built.block.header.time_ms, now_ms(), drift)
+            .map_err(|e| AppError(format!("not proposing at {height}: {e}")))?;
         let hash = built.block.hash();
         let bytes = encode_block_body(&built.block.header, &built.block.transactions);
         tracing::debug!(%height, block = %hash, txs = built.block.transactions.len(), "built a block");
@@ -186,6 +191,15 @@ impl Application for ChainApp {
         settle_assets::deserialize::<Header>(header)
             .ok()
             .map(|h| h.hash())
+    }
+
+    fn check_proposal_clock(&self, bytes: &[u8]) -> Option<String> {
+        // A header that does not decode is left to `validate_block` to call malformed.
+        let header = settle_assets::deserialize::<Header>(bytes.get(..HEADER_BYTES)?).ok()?;
+        let drift = self.node.spec.limits.max_clock_drift_ms;
+        settle_chain::clock::check_block_time(header.time_ms, now_ms(), drift)
+            .err()
+            .map(|e| e.to_string())
     }
 
     fn validate_block(&mut self, height: Height, bytes: &[u8]) -> Result<BlockVerdict, AppError> {

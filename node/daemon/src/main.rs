@@ -360,6 +360,8 @@ fn load_config(common: &Common, dir: &DataDir) -> Result<Config, Box<dyn std::er
 }
 
 fn run(common: &Common, dir: &DataDir) -> Fallible {
+    // The clock test hook, refused before anything starts if it does not parse.
+    let offset_ms = settle_node::node::clock_offset_ms()?;
     let lock = dir.lock()?;
     if !dir.is_initialised() && common.dev {
         let made = datadir::init_dev(dir, now_ms())?;
@@ -372,6 +374,13 @@ fn run(common: &Common, dir: &DataDir) -> Fallible {
     let config = load_config(common, dir)?;
     init_logging(&config.log);
     mempool_file::clean_temporary_files(dir.root());
+    if offset_ms != 0 {
+        tracing::warn!(
+            offset_ms,
+            "test hook {} shifts this node's clock",
+            settle_node::node::CLOCK_OFFSET_ENV
+        );
+    }
     let (spec, spec_toml) = dir.read_chain_spec()?;
     if common.dev && spec.network != settle_chain::Network::Dev {
         return Err(format!(

@@ -39,13 +39,39 @@ const STORAGE_RETRY_INTERVAL_MS: u64 = 1_000;
 /// full: a block write needs room for its batch and RocksDB's log.
 const MIN_FREE_BYTES_TO_RESUME: u64 = 8 * 1024 * 1024;
 
-/// Milliseconds since the UNIX epoch by the local clock. Used only for block times this
-/// node proposes and for mempool ages, never to judge validity.
+/// Test hook: whole seconds (may be negative) added to this node's clock, so that a
+/// functional test can run a validator whose clock is wrong (`tests/tests/feature_clock.rs`).
+/// Unset means 0; never set it in production.
+pub const CLOCK_OFFSET_ENV: &str = "SETTLE_CLOCK_OFFSET_SECS";
+
+/// The [`CLOCK_OFFSET_ENV`] offset in milliseconds, read once; an unparsable value is an
+/// error that `settled` reports at start-up.
+pub fn clock_offset_ms() -> Result<i64, String> {
+    static OFFSET: std::sync::OnceLock<Result<i64, String>> = std::sync::OnceLock::new();
+    OFFSET
+        .get_or_init(|| match std::env::var(CLOCK_OFFSET_ENV) {
+            Err(_) => Ok(0),
+            Ok(text) => text
+                .trim()
+                .parse::<i32>()
+                .map(|secs| i64::from(secs) * 1000)
+                .map_err(|e| {
+                    format!("{CLOCK_OFFSET_ENV}={text:?} is not a whole number of seconds: {e}")
+                }),
+        })
+        .clone()
+}
+
+/// Milliseconds since the UNIX epoch by the local clock (shifted by the test hook
+/// [`CLOCK_OFFSET_ENV`] when set). Used for block times this node proposes, mempool
+/// ages and the vote-time clock bound (`spec/consensus.md`, "Clock"), never to judge
+/// the validity of a decided block.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
+    let system = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+        .unwrap_or(0);
+    system.saturating_add_signed(clock_offset_ms().unwrap_or(0))
 }
 
 /// Why a submitted transaction was not accepted.

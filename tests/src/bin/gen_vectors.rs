@@ -1,5 +1,7 @@
 //! Writes the asset-layer test vectors: `spec/vectors/{transactions,asset_ids,amounts,
-//! contracts}.json`, and the membership-change vectors `spec/vectors/membership.json`.
+//! contracts}.json`, the membership-change vectors `spec/vectors/membership.json`, and
+//! the expected results of the example chain spec, `chainspec-example.json` (from
+//! `chainspec-example.toml`; the chain id quoted in `chainspec-errors.json` with it).
 //!
 //! Run `cargo run -p settle-tests --bin gen_vectors [OUT_DIR]` after a deliberate protocol
 //! change, review the diff, and commit it together with the spec change. The tests never
@@ -2102,6 +2104,95 @@ fn write_json<T: Serialize>(dir: &std::path::Path, name: &str, value: &T) {
     println!("wrote {}", path.display());
 }
 
+#[derive(Serialize)]
+struct ChainspecExample {
+    description: &'static str,
+    spec: &'static str,
+    chain_id: String,
+    params_hash: String,
+    validator_set_hash: String,
+    merkle_root: String,
+    utxo_commitment: String,
+    total_voting_power: u64,
+    allocations: Vec<ChainspecAllocation>,
+    genesis_block: String,
+}
+
+#[derive(Serialize)]
+struct ChainspecAllocation {
+    asset: String,
+    txid: String,
+    units: Vec<u64>,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct ChainspecErrors {
+    description: String,
+    spec: String,
+    cases: Vec<ChainspecErrorCase>,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct ChainspecErrorCase {
+    description: String,
+    replace: String,
+    with: String,
+    error_contains: Vec<String>,
+}
+
+/// `chainspec-example.json` from `chainspec-example.toml`.
+fn chainspec_example_vectors(dir: &std::path::Path) -> ChainspecExample {
+    use settle_chain::ChainSpec;
+    let path = dir.join("chainspec-example.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic_msg(&format!("cannot read {}: {e}", path.display())));
+    let spec = ChainSpec::from_toml_str(&text)
+        .unwrap_or_else(|e| panic_msg(&format!("chainspec-example.toml: {e}")));
+    let genesis = spec
+        .genesis()
+        .unwrap_or_else(|e| panic_msg(&format!("genesis: {e}")));
+    let header = &genesis.block.header;
+    let allocations = genesis
+        .block
+        .transactions
+        .iter()
+        .map(|tx| ChainspecAllocation {
+            asset: tx.outputs[0].asset.to_string(),
+            txid: tx.txid().to_string(),
+            units: tx.outputs.iter().map(|o| o.amount.units()).collect(),
+        })
+        .collect();
+    ChainspecExample {
+        description: "Expected results for chainspec-example.toml (spec/chain.md, 'Chain spec' and 'Genesis'). genesis_block is the full canonical encoding of the genesis block, certificate included.",
+        spec: "chainspec-example.toml",
+        chain_id: genesis.chain_id.to_string(),
+        params_hash: hex::encode(spec.params_hash()),
+        validator_set_hash: hex::encode(spec.validators.hash()),
+        merkle_root: hex::encode(header.merkle_root),
+        utxo_commitment: hex::encode(header.utxo_commitment),
+        total_voting_power: spec.validators.total_power(),
+        allocations,
+        genesis_block: hex::encode(serialize(&genesis.block)),
+    }
+}
+
+/// `chainspec-errors.json` (hand-written cases) with the chain id its mismatch case
+/// expects brought up to date.
+fn chainspec_errors_with_chain_id(dir: &std::path::Path, chain_id: &str) -> ChainspecErrors {
+    let path = dir.join("chainspec-errors.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic_msg(&format!("cannot read {}: {e}", path.display())));
+    let mut errors: ChainspecErrors = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic_msg(&format!("chainspec-errors.json: {e}")));
+    let case = errors
+        .cases
+        .iter_mut()
+        .find(|c| c.description == "a chain id that does not match")
+        .unwrap_or_else(|| panic_msg("no chain id mismatch case"));
+    case.error_contains = vec!["chain_id".into(), chain_id.into()];
+    errors
+}
+
 fn main() {
     let dir = std::env::args()
         .nth(1)
@@ -2116,4 +2207,8 @@ fn main() {
     write_json(&dir, "amounts.json", &amount_vectors());
     write_json(&dir, "contracts.json", &contract_vectors(&chain));
     write_json(&dir, "membership.json", &membership_vectors());
+    let example = chainspec_example_vectors(&dir);
+    write_json(&dir, "chainspec-example.json", &example);
+    let errors = chainspec_errors_with_chain_id(&dir, &example.chain_id);
+    write_json(&dir, "chainspec-errors.json", &errors);
 }

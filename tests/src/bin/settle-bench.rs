@@ -4,6 +4,7 @@
 //! settle-bench connect [--blocks N] [--txs-per-block T] [--no-fsync]
 //! settle-bench network [--duration-secs S] [--rate TX_PER_S] [--clients N] ...
 //! settle-bench wallet [--rounds N]
+//! settle-bench sigops [--inputs N]
 //! ```
 //!
 //! `connect` builds `N` blocks of `T` two-input delivery-versus-payment transactions
@@ -30,9 +31,16 @@
 //! wallet KDF and with the cheap test KDF as the baseline. It runs the `settled` and
 //! `settle` binaries beside it: `cargo build --release -p settle-node -p settle-wallet`
 //! first.
+//!
+//! `sigops` builds the worst transaction a peer can craft under the signature-check
+//! budget (every input at its budget with the fewest bytes) and a plain two-input DvP,
+//! and reports each one's decode-and-verify cost per byte, measured interleaved in the
+//! same run, and their ratio (target: at most 3; see `tests/src/bench/sigops.rs`).
 
 #[path = "../bench/network.rs"]
 mod network;
+#[path = "../bench/sigops.rs"]
+mod sigops;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -68,12 +76,12 @@ fn parse_args() -> Result<Args, String> {
         Some("connect") => {}
         Some(other) => {
             return Err(format!(
-                "unknown scenario {other:?}: the scenarios are `connect`, `network` and `wallet`"
+                "unknown scenario {other:?}: the scenarios are `connect`, `network`, `wallet` and `sigops`"
             ));
         }
         None => {
             return Err(
-                "usage: settle-bench connect|network|wallet [options] (connect: [--blocks N] \
+                "usage: settle-bench connect|network|wallet|sigops [options] (connect: [--blocks N] \
                  [--txs-per-block T] [--no-fsync])"
                     .into(),
             );
@@ -317,6 +325,20 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("settle-bench: {e}");
                 ExitCode::from(2)
+            }
+        };
+    }
+    if std::env::args().nth(1).as_deref() == Some("sigops") {
+        let rest: Vec<String> = std::env::args().skip(2).collect();
+        let result = sigops::parse_args(&rest).and_then(|args| sigops::run(&args));
+        return match result {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("settle-bench: {e}");
+                ExitCode::from(1)
             }
         };
     }
