@@ -2,16 +2,17 @@
 //! so that no crash can make it sign a conflicting one (`spec/consensus.md`,
 //! "After a crash").
 //!
-//! For each step (prevote, precommit, proposal) the guard keeps the last signed
-//! `(height, round, value)`. Before a signature is returned, the new record is
+//! For each step (prevote, precommit, proposal) the guard keeps the highest height
+//! signed and the value signed in each round of it. Before a signature is returned, the new record is
 //! written to a temporary file, synced, and renamed over the state file (then the
 //! directory is synced), so the file always holds a complete record that is never
 //! older than a signature that left the signer. Signing the identical message again
-//! is allowed (a restarted validator re-sends what it signed); a different value at
-//! the same height and round, or a height and round below the recorded one, is
-//! refused with an error naming both. Tendermint's `priv_validator_state.json` plays
+//! is allowed (a restarted validator re-sends what it signed, and Malachite replays a
+//! height from round 0); a different value at a recorded height and round, or a
+//! height below the recorded one, is refused with an error naming both. Tendermint's `priv_validator_state.json` plays
 //! the same part.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,8 +24,12 @@ use crate::types::{BlockId, Height};
 pub const SIGNED_STATE_FILE: &str = "signed_state";
 /// First line of the state file: its format and version.
 const STATE_MAGIC: &str = "settle-signed-state 1";
-/// Largest state file read back (three short lines; anything larger is not ours).
-const MAX_STATE_FILE_BYTES: u64 = 4_096;
+/// Most rounds of one height recorded per step (a height this long is not seen in
+/// practice; beyond it the guard refuses to sign rather than forget).
+pub const MAX_ROUNDS_RECORDED: usize = 1_024;
+/// Largest state file read back: three steps of [`MAX_ROUNDS_RECORDED`] lines of at
+/// most about 110 bytes; anything larger is not ours.
+const MAX_STATE_FILE_BYTES: u64 = 3 * 1_024 * 128 + 4_096;
 
 /// What a signature is for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -113,11 +118,20 @@ pub enum GuardError {
     Damaged { path: PathBuf, reason: String },
 }
 
+/// What one step signed: its height, and the value of every round signed at it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct StepState {
+    height: Height,
+    rounds: BTreeMap<u32, SignedValue>,
+}
+
+type State = [StepState; 3];
+
 /// The guard over one validator's signatures.
 #[derive(Debug)]
 pub struct SignGuard {
     path: PathBuf,
-    records: Mutex<[Option<Record>; 3]>,
+    records: Mutex<State>,
 }
 
 impl SignGuard {
@@ -126,7 +140,7 @@ impl SignGuard {
     pub fn open(dir: &Path) -> Result<SignGuard, GuardError> {
         let path = dir.join(SIGNED_STATE_FILE);
         let records = match std::fs::metadata(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => [None; 3],
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(source) => return Err(GuardError::Io { path, source }),
             Ok(meta) if meta.len() > MAX_STATE_FILE_BYTES => {
                 return Err(GuardError::Damaged {
@@ -151,12 +165,21 @@ impl SignGuard {
         })
     }
 
-    /// The last signature recorded for `step`.
-    pub fn last(&self, step: Step) -> Option<Record> {
-        self.lock()[step.index()]
+    /// What this validator signed for `step` at `height` and `round`, if anything.
+    pub fn signed_at(&self, step: Step, height: Height, round: u32) -> Option<SignedValue> {
+        let records = self.lock();
+        let state = &records[step.index()];
+        (state.height == height)
+            .then(|| state.rounds.get(&round).copied())
+            .flatten()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, [Option<Record>; 3]> {
+    /// The highest height `step` signed at.
+    pub fn last_height(&self, step: Step) -> Height {
+        self.lock()[step.index()].height
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A poisoned lock only means a panic elsewhere mid-check; the records are
         // plain values, still whole.
         self.records
@@ -168,40 +191,57 @@ impl SignGuard {
     /// refuses it.
     pub fn check_and_record(&self, step: Step, record: Record) -> Result<(), GuardError> {
         let mut records = self.lock();
-        if let Some(last) = records[step.index()] {
-            let at = (record.height, record.round);
-            let last_at = (last.height, last.round);
-            if at == last_at {
-                if last.value == record.value {
-                    return Ok(());
-                }
+        let state = &records[step.index()];
+        if record.height < state.height {
+            return Err(GuardError::Regression {
+                step: step.name(),
+                height: record.height,
+                round: record.round,
+                last_height: state.height,
+                last_round: state.rounds.keys().next_back().copied().unwrap_or(0),
+            });
+        }
+        let mut next = state.clone();
+        if record.height > state.height {
+            next = StepState {
+                height: record.height,
+                rounds: BTreeMap::new(),
+            };
+        }
+        match next.rounds.get(&record.round) {
+            Some(old) if *old == record.value => return Ok(()),
+            Some(old) => {
                 return Err(GuardError::Conflict {
                     step: step.name(),
                     height: record.height,
                     round: record.round,
-                    old: last.value,
+                    old: *old,
                     new: record.value,
                 });
             }
-            if at < last_at {
-                return Err(GuardError::Regression {
-                    step: step.name(),
-                    height: record.height,
-                    round: record.round,
-                    last_height: last.height,
-                    last_round: last.round,
-                });
-            }
+            None => {}
         }
-        let mut next = *records;
-        next[step.index()] = Some(record);
-        self.write(&next)?;
-        *records = next;
+        if next.rounds.len() >= MAX_ROUNDS_RECORDED {
+            // Only in a height that ran for thousands of rounds: refuse rather than
+            // forget.
+            return Err(GuardError::Regression {
+                step: step.name(),
+                height: record.height,
+                round: record.round,
+                last_height: next.height,
+                last_round: next.rounds.keys().next_back().copied().unwrap_or(0),
+            });
+        }
+        next.rounds.insert(record.round, record.value);
+        let mut all = records.clone();
+        all[step.index()] = next;
+        self.write(&all)?;
+        *records = all;
         Ok(())
     }
 
     /// Replaces the state file atomically and durably.
-    fn write(&self, records: &[Option<Record>; 3]) -> Result<(), GuardError> {
+    fn write(&self, records: &State) -> Result<(), GuardError> {
         let io = |source| GuardError::Io {
             path: self.path.clone(),
             source,
@@ -222,11 +262,17 @@ impl SignGuard {
     }
 }
 
-fn format_state(records: &[Option<Record>; 3]) -> String {
+fn format_state(records: &State) -> String {
     let mut out = format!("{STATE_MAGIC}\n");
     for step in Step::ALL {
-        if let Some(r) = records[step.index()] {
-            let value = match r.value {
+        let state = &records[step.index()];
+        if state.rounds.is_empty() && state.height == Height(0) {
+            continue;
+        }
+        // A height with no round yet is kept with an empty line of its own.
+        out.push_str(&format!("{} {} height - -\n", step.name(), state.height.0));
+        for (round, value) in &state.rounds {
+            let value = match value {
                 SignedValue::Nil => "nil -".to_string(),
                 SignedValue::Block(id) => format!("block {}", hex::encode(id.0)),
                 SignedValue::Proposal { pol_round, block } => {
@@ -234,25 +280,47 @@ fn format_state(records: &[Option<Record>; 3]) -> String {
                 }
             };
             out.push_str(&format!(
-                "{} {} {} {value}\n",
+                "{} {} {round} {value}\n",
                 step.name(),
-                r.height.0,
-                r.round
+                state.height.0
             ));
         }
     }
     out
 }
 
-fn parse_state(text: &str) -> Result<[Option<Record>; 3], String> {
+fn parse_value(kind: &str, value: &str) -> Result<SignedValue, String> {
+    let block = || -> Result<BlockId, String> {
+        let bytes = hex::decode(value).map_err(|_| format!("value {value:?}"))?;
+        Ok(BlockId(
+            bytes.try_into().map_err(|_| format!("value {value:?}"))?,
+        ))
+    };
+    Ok(match kind {
+        "nil" => SignedValue::Nil,
+        "block" => SignedValue::Block(block()?),
+        _ => {
+            let pol_round = kind
+                .strip_prefix("proposal")
+                .and_then(|r| r.parse().ok())
+                .ok_or_else(|| format!("value kind {kind:?}"))?;
+            SignedValue::Proposal {
+                pol_round,
+                block: block()?,
+            }
+        }
+    })
+}
+
+fn parse_state(text: &str) -> Result<State, String> {
     let mut lines = text.lines();
     if lines.next() != Some(STATE_MAGIC) {
         return Err("it does not start with the expected header".into());
     }
-    let mut records = [None; 3];
+    let mut records = State::default();
     for line in lines {
         let fields: Vec<&str> = line.split(' ').collect();
-        let [step, height, round, kind, value] = fields[..] else {
+        let &[step, height, round, kind, value] = fields.as_slice() else {
             return Err(format!("line {line:?} does not have five fields"));
         };
         let step = Step::ALL
@@ -260,32 +328,21 @@ fn parse_state(text: &str) -> Result<[Option<Record>; 3], String> {
             .find(|s| s.name() == step)
             .ok_or_else(|| format!("unknown step {step:?}"))?;
         let height = Height(height.parse().map_err(|_| format!("height {height:?}"))?);
+        let state = &mut records[step.index()];
+        if height < state.height {
+            return Err(format!("line {line:?} goes back in height"));
+        }
+        if height > state.height {
+            *state = StepState {
+                height,
+                rounds: BTreeMap::new(),
+            };
+        }
+        if round == "height" {
+            continue;
+        }
         let round = round.parse().map_err(|_| format!("round {round:?}"))?;
-        let block = || -> Result<BlockId, String> {
-            let bytes = hex::decode(value).map_err(|_| format!("value {value:?}"))?;
-            Ok(BlockId(
-                bytes.try_into().map_err(|_| format!("value {value:?}"))?,
-            ))
-        };
-        let value = match kind {
-            "nil" => SignedValue::Nil,
-            "block" => SignedValue::Block(block()?),
-            _ => {
-                let pol_round = kind
-                    .strip_prefix("proposal")
-                    .and_then(|r| r.parse().ok())
-                    .ok_or_else(|| format!("value kind {kind:?}"))?;
-                SignedValue::Proposal {
-                    pol_round,
-                    block: block()?,
-                }
-            }
-        };
-        records[step.index()] = Some(Record {
-            height,
-            round,
-            value,
-        });
+        state.rounds.insert(round, parse_value(kind, value)?);
     }
     Ok(records)
 }
@@ -344,7 +401,27 @@ mod tests {
         guard
             .check_and_record(Step::Precommit, at(11, 1, block(0xb)))
             .expect("a later round may carry another value");
-        assert_eq!(guard.last(Step::Precommit), Some(at(11, 1, block(0xb))));
+        // A restarted engine replays the height from round 0: what it signed there is
+        // signed again, anything else still refused.
+        drop(guard);
+        let guard = SignGuard::open(dir.path()).expect("reopen");
+        guard
+            .check_and_record(Step::Precommit, at(11, 0, block(0xa)))
+            .expect("round 0 again, identical");
+        assert!(
+            guard
+                .check_and_record(Step::Precommit, at(11, 0, SignedValue::Nil))
+                .is_err()
+        );
+        assert_eq!(
+            guard.signed_at(Step::Precommit, Height(11), 1),
+            Some(block(0xb))
+        );
+        guard
+            .check_and_record(Step::Precommit, at(12, 0, block(0xd)))
+            .expect("the next height");
+        assert_eq!(guard.signed_at(Step::Precommit, Height(11), 1), None);
+        assert_eq!(guard.last_height(Step::Precommit), Height(12));
     }
 
     #[test]
@@ -368,7 +445,10 @@ mod tests {
         );
         drop(guard);
         let guard = SignGuard::open(dir.path()).expect("reopen");
-        assert_eq!(guard.last(Step::Proposal), Some(at(5, 0, p(-1, 1))));
+        assert_eq!(
+            guard.signed_at(Step::Proposal, Height(5), 0),
+            Some(p(-1, 1))
+        );
     }
 
     #[test]

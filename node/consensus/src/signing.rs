@@ -360,7 +360,7 @@ pub enum ProposalSlot {
     Free,
     /// This block was proposed there (before a restart, perhaps): only it may be.
     Signed(BlockId),
-    /// A later height or round was already proposed at: the guard refuses this one.
+    /// A later height was already proposed at: the guard refuses this one.
     Passed,
 }
 
@@ -405,16 +405,16 @@ impl SettleSigner {
     /// What this signer's double-sign guard (which survives restarts) says about
     /// proposing at `height` and `round`.
     pub fn proposal_slot(&self, height: Height, round: Round) -> ProposalSlot {
-        let Some(last) = self.guard.as_ref().and_then(|g| g.last(Step::Proposal)) else {
+        let Some(guard) = &self.guard else {
             return ProposalSlot::Free;
         };
-        let at = (height, round_u32(round));
-        match (last.value, (last.height, last.round)) {
-            (SignedValue::Proposal { block, .. }, last_at) if last_at == at => {
-                ProposalSlot::Signed(block)
-            }
-            (_, last_at) if last_at > at => ProposalSlot::Passed,
-            _ => ProposalSlot::Free,
+        if guard.last_height(Step::Proposal) > height {
+            return ProposalSlot::Passed;
+        }
+        match guard.signed_at(Step::Proposal, height, round_u32(round)) {
+            Some(SignedValue::Proposal { block, .. }) => ProposalSlot::Signed(block),
+            Some(_) => ProposalSlot::Passed,
+            None => ProposalSlot::Free,
         }
     }
 
