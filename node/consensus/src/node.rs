@@ -705,10 +705,10 @@ mod candidate_tests {
         let mut budget = CandidateBudget::default();
         let mut stored = 0;
         // A hostile proposer sends a new valid 1 KiB block for every round.
-        for i in 0..(MAX_CANDIDATE_BLOCKS_PER_HEIGHT as u32 + 10) {
+        for i in 0..MAX_CANDIDATE_BLOCKS_PER_HEIGHT + 10 {
             if budget.has_room_for(1_024) {
                 let mut id = [0u8; 32];
-                id[..4].copy_from_slice(&i.to_le_bytes());
+                id[..8].copy_from_slice(&(i as u64).to_le_bytes());
                 budget.ids.insert(BlockId(id));
                 budget.bytes += 1_024;
                 stored += 1;
