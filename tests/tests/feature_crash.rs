@@ -416,3 +416,45 @@ fn a_validator_killed_between_decision_and_block_write_reconnects_the_same_block
     assert!(log.contains("candidate blocks read back"), "{log}");
     campaign.finish("decision without block write");
 }
+
+/// What an attacker with write access to a data directory (or an operator restoring
+/// an old backup) could do to the double-sign guard: a state file that went
+/// backwards or was damaged makes the validator stop with a clear error and a
+/// non-zero exit, having signed nothing.
+#[test]
+fn a_validator_with_a_tampered_signed_state_stops_without_signing() {
+    let cases = [
+        (
+            "settle-signed-state 1\nprevote 1000 height - -\nprecommit 1000 height - -\n",
+            "refusing to sign a prevote at height 1 round 0",
+        ),
+        ("not a guard file\n", "is damaged"),
+    ];
+    for (state, expected) in cases {
+        let mut net = TestNetwork::create(1, 0, CRASH_NETWORK_CONFIG);
+        let consensus_dir = net.nodes[0].datadir.join("consensus");
+        std::fs::create_dir_all(&consensus_dir).expect("consensus dir");
+        std::fs::write(consensus_dir.join("signed_state"), state).expect("write state");
+        let votes = vote_log(&net, 0);
+        net.nodes[0].spawn_with_env(&[("SETTLE_VOTE_LOG", votes)]);
+        let status = net.nodes[0]
+            .wait_exit_for(CRASH_WAIT_MS)
+            .unwrap_or_else(|| panic!("the validator kept running; log:\n{}", net.nodes[0].log()));
+        let log = net.nodes[0].log();
+        assert_eq!(status.code(), Some(1), "{log}");
+        assert!(
+            log.contains(expected),
+            "{expected:?} not in the log:\n{log}"
+        );
+        let out = run_settled(&[
+            "verify",
+            "--datadir",
+            net.nodes[0].datadir.to_str().expect("utf-8"),
+        ]);
+        assert!(out.status.success(), "the chain is intact");
+        assert!(
+            !log.contains("block connected"),
+            "no block was decided:\n{log}"
+        );
+    }
+}
