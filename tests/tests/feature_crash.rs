@@ -136,7 +136,10 @@ impl Campaign {
         let outputs: Vec<(Vec<u8>, u64)> =
             (0..FUNDING_OUTPUTS).map(|_| (p2k(&holder), 1)).collect();
         let (funding, _) = issue_tx(chain_id, &contract, &issuer, &outputs);
-        let txid = net.nodes[observer]
+        // Sent to a validator: a follower relays only to peers connected when the
+        // transaction arrives, and right after start-up there may be none yet.
+        let load_target = if validators == 1 { 0 } else { observer };
+        let txid = net.nodes[load_target]
             .client()
             .send_raw_transaction(&funding)
             .expect("the funding issuance is accepted");
@@ -146,7 +149,7 @@ impl Campaign {
             .rev()
             .collect();
         Campaign {
-            load_target: if validators == 1 { 0 } else { observer },
+            load_target,
             net,
             observer,
             coins,
