@@ -133,6 +133,16 @@ pub fn run_settled(args: &[&str]) -> Output {
 /// Starts `settled` with `args`, its output appended to `log_path` and its log level
 /// from `SETTLED_TEST_LOG` (default `info`).
 fn spawn_settled<S: AsRef<std::ffi::OsStr>>(args: &[S], log_path: &Path) -> Child {
+    spawn_settled_env(args, log_path, &[])
+}
+
+/// [`spawn_settled`] with extra environment variables (test hooks such as
+/// `SETTLE_CRASH_AT`).
+fn spawn_settled_env<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    log_path: &Path,
+    env: &[(&str, String)],
+) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -144,6 +154,7 @@ fn spawn_settled<S: AsRef<std::ffi::OsStr>>(args: &[S], log_path: &Path) -> Chil
             "RUST_LOG",
             std::env::var("SETTLED_TEST_LOG").unwrap_or_else(|_| "info".into()),
         )
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log handle"))
         .stderr(log)
@@ -652,6 +663,49 @@ impl NetNode {
                 self.name,
                 self.log()
             );
+            std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
+        }
+    }
+
+    /// Spawns the process with extra environment variables and returns at once: a
+    /// crash test's node may die before it ever answers RPC. See
+    /// [`NetNode::wait_rpc`] and [`NetNode::wait_exit_for`].
+    pub fn spawn_with_env(&mut self, env: &[(&str, String)]) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        let args = ["--datadir", self.datadir.to_str().expect("utf-8 path")];
+        self.child = Some(spawn_settled_env(&args, &self.log_path, env));
+    }
+
+    /// Waits up to `timeout_ms` for RPC to answer: `false` if the process exited
+    /// (or never answered) first.
+    pub fn wait_rpc(&mut self, timeout_ms: u64) -> bool {
+        let client = RpcClient::with_timeout(self.url(), Auth::cookie_in(&self.datadir), 2_000);
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        while Instant::now() < deadline {
+            if !self.is_running() {
+                return false;
+            }
+            if client.get_blockchain_info().is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
+        }
+        false
+    }
+
+    /// Waits up to `timeout_ms` for the process to exit by itself; its status, or
+    /// `None` if it is still running.
+    pub fn wait_exit_for(&mut self, timeout_ms: u64) -> Option<ExitStatus> {
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
             std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
         }
     }

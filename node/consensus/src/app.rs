@@ -14,6 +14,13 @@ use settle_assets::BlockHash;
 use crate::certificate::Certificate;
 use crate::types::{Height, ValidatorSet};
 
+/// Most candidate blocks ([`Application::store_candidate`]) kept for one height:
+/// one per round in practice. Beyond it this node stops voting for new blocks at
+/// that height (it votes nil) rather than vote for a block it could lose in a crash.
+pub const MAX_CANDIDATE_BLOCKS_PER_HEIGHT: usize = 32;
+/// Most bytes of candidate blocks kept for one height (the same rule as the count).
+pub const MAX_CANDIDATE_BYTES_PER_HEIGHT: u64 = 64 * 1024 * 1024;
+
 /// A block this node proposes.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ProposedBlock {
@@ -92,6 +99,36 @@ pub trait Application: Send + 'static {
         bytes: &[u8],
         certificate: &Certificate,
     ) -> Result<(), AppError>;
+
+    /// Stores `bytes`, a block this node may vote for at `height` (one it built, a
+    /// valid proposal, a synced block), durably: when this returns `Ok`, the block
+    /// survives a crash. The driver calls it before it hands the value to the
+    /// engine, so before any vote for the block is signed (`spec/consensus.md`,
+    /// "After a crash"). Storing the same block again is harmless. The default keeps
+    /// nothing, for applications that do not survive a restart anyway (tests'
+    /// in-memory chains).
+    fn store_candidate(
+        &mut self,
+        height: Height,
+        hash: BlockHash,
+        bytes: &[u8],
+    ) -> Result<(), AppError> {
+        let _ = (height, hash, bytes);
+        Ok(())
+    }
+
+    /// The candidate blocks stored for `height`, read back when consensus starts.
+    fn load_candidates(&self, height: Height) -> Result<Vec<Bytes>, AppError> {
+        let _ = height;
+        Ok(Vec::new())
+    }
+
+    /// Drops the candidates of every height up to `height` (called once `height`
+    /// is connected; they can no longer be decided).
+    fn prune_candidates(&mut self, height: Height) -> Result<(), AppError> {
+        let _ = height;
+        Ok(())
+    }
 
     /// The connected block at `height` and its certificate, if this node has it.
     fn decided_block(&self, height: Height) -> Result<Option<DecidedBlock>, AppError>;

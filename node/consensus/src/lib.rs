@@ -5,6 +5,8 @@
 //!   block ids (the decided value), votes, proposals and proposal parts.
 //! - [`signing`]: the tagged digests validators sign and the BIP340 signer and
 //!   verifier.
+//! - [`sign_guard`]: the durable double-sign guard in front of the signer.
+//! - [`crash`]: the crash-point test hook (`SETTLE_CRASH_AT`).
 //! - [`certificate`]: commit certificates in settle-chain's shape.
 //! - [`codec`]: the wire and WAL encoding.
 //! - [`identity`]: node keys as libp2p identities; permitted keys as peer ids.
@@ -20,14 +22,19 @@ pub mod certificate;
 pub mod codec;
 pub mod config;
 pub mod context;
+pub mod crash;
 pub mod identity;
 pub mod misbehaviour;
 pub mod node;
+pub mod sign_guard;
 pub mod signing;
 pub mod streams;
 pub mod types;
 
-pub use app::{AppError, Application, BlockVerdict, DecidedBlock, ProposedBlock};
+pub use app::{
+    AppError, Application, BlockVerdict, DecidedBlock, MAX_CANDIDATE_BLOCKS_PER_HEIGHT,
+    MAX_CANDIDATE_BYTES_PER_HEIGHT, ProposedBlock,
+};
 pub use certificate::{Certificate, CertificateError, CommitSignature};
 pub use config::Timing;
 pub use context::SettleContext;

@@ -37,15 +37,20 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use crate::app::{AppError, Application, BlockVerdict};
+use crate::app::{
+    AppError, Application, BlockVerdict, MAX_CANDIDATE_BLOCKS_PER_HEIGHT,
+    MAX_CANDIDATE_BYTES_PER_HEIGHT,
+};
 use crate::certificate::CertificateError;
 use crate::codec::SettleCodec;
 use crate::config::{EngineConfig, Timing};
 use crate::context::SettleContext;
 use crate::identity::{IdentityError, libp2p_keypair, peer_id_of};
 use crate::misbehaviour::{MisbehaviourCounts, Offence, PeerGuard, run_guard};
+use crate::sign_guard::SignGuard;
 use crate::signing::{
-    PrivateKey, SettleSigner, SettleVerifier, Signature, proposal_parts_digest, verify_digest,
+    FailureSlot, PrivateKey, ProposalSlot, SettleSigner, SettleVerifier, Signature,
+    proposal_parts_digest, report_failure, verify_digest,
 };
 use crate::streams::{CompleteStream, StreamBuffer, split};
 use crate::types::{
@@ -191,6 +196,8 @@ pub enum NodeError {
     },
     #[error("the consensus driver stopped: {0}")]
     DriverStopped(String),
+    #[error("the double-sign guard: {0}")]
+    SignGuard(#[from] crate::sign_guard::GuardError),
 }
 
 /// Why the driver stopped: a local failure it cannot continue after.
@@ -200,6 +207,13 @@ pub enum DriverError {
     App(#[from] AppError),
     #[error("the engine closed the {0} channel")]
     ChannelClosed(&'static str),
+    /// A decided block could not be connected (not a missing block: that one is
+    /// held until it arrives). The height is never restarted, since a restart
+    /// would reset the WAL that holds this validator's votes.
+    #[error("could not connect the decided block at height {height}: {reason}")]
+    Commit { height: Height, reason: String },
+    #[error("a signature was refused: {0}")]
+    Refused(String),
 }
 
 /// A running node.
@@ -214,6 +228,7 @@ pub struct NodeHandle {
     guard: Arc<PeerGuard>,
     engine: Option<EngineHandle>,
     driver: JoinHandle<Result<(), DriverError>>,
+    failure: watch::Receiver<Option<String>>,
 }
 
 impl std::fmt::Debug for NodeHandle {
@@ -260,6 +275,24 @@ impl NodeHandle {
                 reached: *self.committed.borrow(),
                 waited_ms: timeout.as_millis(),
             }),
+        }
+    }
+
+    /// Resolves with the reason once this node hits a failure it must stop for (a
+    /// storage failure while deciding, a signature the double-sign guard refused);
+    /// never resolves while the node is healthy.
+    pub async fn failed(&self) -> String {
+        let mut rx = self.failure.clone();
+        // The guard is dropped at once: the future stays `Send`.
+        let reason = match rx.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            // The driver and signer are gone without a failure: the node is
+            // stopping; stay pending like a healthy node.
+            None => std::future::pending().await,
         }
     }
 
@@ -464,8 +497,15 @@ pub async fn start_node<A: Application>(
     );
 
     let verifier = SettleVerifier::new(params.chain_id);
+    let (failure_tx, failure_rx) = watch::channel(None);
+    let failure: FailureSlot = Arc::new(failure_tx);
     let signer = match params.role {
-        NodeRole::Validator => Some(SettleSigner::new(params.key.clone(), params.chain_id)),
+        NodeRole::Validator => Some(SettleSigner::guarded(
+            params.key.clone(),
+            params.chain_id,
+            Arc::new(SignGuard::open(&params.wal_dir)?),
+            Arc::clone(&failure),
+        )),
         NodeRole::Follower => None,
     };
     let identity = match &signer {
@@ -529,6 +569,13 @@ pub async fn start_node<A: Application>(
         reports,
         channels.net_requests.clone(),
     ));
+    if crate::crash::vote_log_enabled() || crate::crash::armed_at("precommit-published") {
+        tokio::spawn(watch_messages(
+            channels.events.subscribe(),
+            address,
+            params.chain_id,
+        ));
+    }
     let driver = Driver {
         app,
         chain_id: params.chain_id,
@@ -542,6 +589,9 @@ pub async fn start_node<A: Application>(
         parked: Vec::new(),
         proposals: HashMap::new(),
         blocks: HashMap::new(),
+        candidates: CandidateBudget::default(),
+        held: None,
+        failure: Arc::clone(&failure),
         built: HashMap::new(),
         committed_height: None,
         committed_tx,
@@ -569,7 +619,111 @@ pub async fn start_node<A: Application>(
         guard,
         engine: Some(engine),
         driver,
+        failure: failure_rx,
     })
+}
+
+/// Test hooks over the engine's events: the vote log (every vote received from a
+/// peer, [`crate::crash::VOTE_LOG_ENV`]) and the `precommit-published` crash point.
+async fn watch_messages(
+    mut events: malachitebft_app_channel::app::events::RxEvent<SettleContext>,
+    own: Address,
+    chain_id: ChainId,
+) {
+    use malachitebft_app_channel::app::engine::util::events::Event;
+    use malachitebft_app_channel::app::types::SignedConsensusMsg;
+    use malachitebft_core_types::{NilOrVal, VoteType};
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(Event::Received(SignedConsensusMsg::Vote(vote))) => {
+                let v = &vote.message;
+                // Only what the voter really signed counts as its vote.
+                let signed =
+                    secp256k1::XOnlyPublicKey::from_byte_array(v.validator.to_byte_array())
+                        .is_ok_and(|key| {
+                            verify_digest(
+                                &key,
+                                &crate::signing::vote_digest(&chain_id, v),
+                                &vote.signature,
+                            )
+                        });
+                if !signed {
+                    continue;
+                }
+                let kind = match v.vote_type {
+                    VoteType::Prevote => "prevote",
+                    VoteType::Precommit => "precommit",
+                };
+                let value = match &v.value {
+                    NilOrVal::Nil => "nil".to_string(),
+                    NilOrVal::Val(id) => hex::encode(id.0),
+                };
+                crate::crash::record_seen(&format!(
+                    "vote {} {} {} {kind} {value}",
+                    v.validator,
+                    v.height.as_u64(),
+                    v.round.as_i64()
+                ));
+            }
+            Ok(Event::Published(SignedConsensusMsg::Vote(vote)))
+                if vote.message.validator == own
+                    && vote.message.vote_type == VoteType::Precommit =>
+            {
+                crate::crash::point("precommit-published");
+            }
+            Ok(_) | Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// The candidate blocks stored for the height being decided, against the caps.
+#[derive(Debug, Default)]
+struct CandidateBudget {
+    height: Height,
+    ids: HashSet<BlockId>,
+    bytes: u64,
+}
+
+impl CandidateBudget {
+    /// Whether one more block of `len` bytes stays within both per-height caps (a
+    /// proposer that equivocates with many valid blocks, round after round, cannot
+    /// fill this node's disk).
+    fn has_room_for(&self, len: u64) -> bool {
+        self.ids.len() < MAX_CANDIDATE_BLOCKS_PER_HEIGHT
+            && self.bytes.saturating_add(len) <= MAX_CANDIDATE_BYTES_PER_HEIGHT
+    }
+}
+
+#[cfg(test)]
+mod candidate_tests {
+    use super::*;
+
+    #[test]
+    fn an_equivocating_proposer_fills_at_most_the_per_height_caps() {
+        let mut budget = CandidateBudget::default();
+        let mut stored = 0;
+        // A hostile proposer sends a new valid 1 KiB block for every round.
+        for i in 0..MAX_CANDIDATE_BLOCKS_PER_HEIGHT + 10 {
+            if budget.has_room_for(1_024) {
+                let mut id = [0u8; 32];
+                id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                budget.ids.insert(BlockId(id));
+                budget.bytes += 1_024;
+                stored += 1;
+            }
+        }
+        assert_eq!(stored, MAX_CANDIDATE_BLOCKS_PER_HEIGHT);
+        // Large blocks meet the byte cap first.
+        let budget = CandidateBudget {
+            bytes: MAX_CANDIDATE_BYTES_PER_HEIGHT - 10,
+            ..CandidateBudget::default()
+        };
+        assert!(budget.has_room_for(10));
+        assert!(!budget.has_room_for(11));
+        assert!(!budget.has_room_for(u64::MAX), "no overflow");
+    }
 }
 
 /// Where this run's proposal-stream ids start: a proposer restarted in the middle
@@ -801,6 +955,15 @@ struct Driver<A> {
     proposals: HashMap<(Height, Round, BlockId), StoredProposal>,
     /// Bytes of every block proposed or synced at a height not yet decided.
     blocks: HashMap<BlockId, (Height, Bytes)>,
+    /// The blocks of the current height stored durably (this node votes only for
+    /// those).
+    candidates: CandidateBudget,
+    /// A decision whose block this node does not have: its certificate and, once
+    /// the engine asks, the held `Finalized` reply. Answered when the block arrives
+    /// through sync; the height is never restarted.
+    held: Option<HeldDecision>,
+    /// Where a failure that stops the node is reported.
+    failure: FailureSlot,
     /// The block this node built for (height, round), so a repeated request gets
     /// the same answer.
     built: HashMap<(Height, Round), BlockId>,
@@ -824,6 +987,12 @@ struct Driver<A> {
     last_finalized_at: Instant,
     /// Blocks connected through sync since the last progress line.
     sync_progress: SyncProgress,
+}
+
+/// A decided height whose block is not here yet.
+struct HeldDecision {
+    certificate: CommitCertificate<SettleContext>,
+    reply: Option<oneshot::Sender<Next<SettleContext>>>,
 }
 
 /// A `Finalized` answer held back (section 5 of the spec: a validator starts the
@@ -882,7 +1051,10 @@ impl<A: Application> Driver<A> {
                     DriverError::ChannelClosed(_) => {
                         info!(reason = %e, "consensus driver stopped");
                     }
-                    DriverError::App(_) => error!(error = %e, "consensus driver stopping"),
+                    _ => {
+                        error!(error = %e, "consensus driver stopping; the node stops");
+                        report_failure(&self.failure, e.to_string());
+                    }
                 }
                 return Err(e);
             }
@@ -1075,7 +1247,69 @@ impl<A: Application> Driver<A> {
         self.built.retain(|(h, _), _| *h >= height);
         self.parked.retain(|c| c.init.height >= height);
         self.synced.retain(|id| self.blocks.contains_key(id));
+        if self.candidates.height != height {
+            self.candidates = CandidateBudget {
+                height,
+                ..CandidateBudget::default()
+            };
+        }
         self.publish_status();
+    }
+
+    /// Reads back the candidate blocks stored for `height` before a crash or stop:
+    /// the blocks this validator may have voted for.
+    fn load_candidates(&mut self, height: Height) -> Result<(), DriverError> {
+        for bytes in self.app.load_candidates(height)? {
+            let Some(hash) = self.app.block_hash(&bytes) else {
+                // The application stored it after judging it: not decoding now is
+                // damage on this node's side.
+                return Err(AppError(format!(
+                    "a stored candidate block at {height} does not decode"
+                ))
+                .into());
+            };
+            let id = BlockId::from_block_hash(hash);
+            self.candidates.bytes += bytes.len() as u64;
+            self.candidates.ids.insert(id);
+            self.blocks.insert(id, (height, bytes));
+        }
+        if !self.candidates.ids.is_empty() {
+            info!(%height, count = self.candidates.ids.len(), "candidate blocks read back");
+        }
+        Ok(())
+    }
+
+    /// Makes the block `id` at `height` durable before this node hands it to the
+    /// engine (and so before it can vote for it). `Ok(false)`: over the per-height
+    /// caps, so this node must not vote for it. A storage failure stops the node.
+    fn keep_candidate(
+        &mut self,
+        height: Height,
+        id: BlockId,
+        bytes: &[u8],
+    ) -> Result<bool, DriverError> {
+        if self.signer.is_none() {
+            // A follower never votes: nothing to keep.
+            return Ok(true);
+        }
+        if self.candidates.height == height && self.candidates.ids.contains(&id) {
+            return Ok(true);
+        }
+        if self.candidates.height != height {
+            // Only the current height's blocks are voted for.
+            return Ok(false);
+        }
+        let len = bytes.len() as u64;
+        if !self.candidates.has_room_for(len) {
+            warn!(%height, block = %id, count = self.candidates.ids.len(), bytes = self.candidates.bytes,
+                  "candidate block caps reached for this height; not voting for another block");
+            return Ok(false);
+        }
+        self.app.store_candidate(height, id.block_hash(), bytes)?;
+        crate::crash::point("candidate-stored");
+        self.candidates.ids.insert(id);
+        self.candidates.bytes += len;
+        Ok(true)
     }
 
     async fn handle(
@@ -1088,6 +1322,7 @@ impl<A: Application> Driver<A> {
                 let start = self.app.tip_height()?.increment();
                 let params = self.height_params(start)?;
                 self.enter_height(start, &params);
+                self.load_candidates(start)?;
                 info!(height = %start, validators = params.validator_set.len(), "consensus ready");
                 let alone = params.validator_set.len() == 1
                     && self
@@ -1264,15 +1499,22 @@ impl<A: Application> Driver<A> {
                 certificate,
                 extensions: _,
                 reply,
-            } => match self.commit(&certificate) {
-                Ok(()) => {
+            } => {
+                if self.commit_or_stop(&certificate)? {
                     let _ = reply.send(());
+                } else {
+                    // Restarting the height would reset the WAL and with it this
+                    // validator's record of its votes: hold the decision instead.
+                    error!(height = %certificate.height, block = %certificate.value_id,
+                           "the decided block is not stored on this node; holding the height until it arrives \
+                            from a peer through sync. If it never does, stop the node and copy the chain from \
+                            another validator (spec/consensus.md, \"After a crash\")");
+                    self.held = Some(HeldDecision {
+                        certificate,
+                        reply: None,
+                    });
                 }
-                Err(e) => {
-                    // Not acknowledged: the height is restarted at Finalized.
-                    error!(height = %certificate.height, error = %e, "could not connect the decided block");
-                }
-            },
+            }
 
             AppMsg::Finalized {
                 certificate,
@@ -1293,16 +1535,23 @@ impl<A: Application> Driver<A> {
                 }
                 let height = certificate.height;
                 let from_sync = self.synced.contains(&certificate.value_id);
-                let next = if self.committed_height == Some(height) {
-                    let next_height = height.increment();
-                    let params = self.height_params(next_height)?;
-                    self.enter_height(next_height, &params);
-                    Next::Start(next_height, params)
-                } else {
-                    let params = self.height_params(height)?;
-                    self.enter_height(height, &params);
-                    Next::Restart(height, params)
-                };
+                if self.committed_height != Some(height) {
+                    return match &mut self.held {
+                        Some(held) if held.certificate.height == height => {
+                            held.reply = Some(reply);
+                            self.resolve_held()
+                        }
+                        _ => Err(DriverError::Commit {
+                            height,
+                            reason: "the engine finalized a height this node did not connect"
+                                .into(),
+                        }),
+                    };
+                }
+                let next_height = height.increment();
+                let params = self.height_params(next_height)?;
+                self.enter_height(next_height, &params);
+                let next = Next::Start(next_height, params);
                 let may_wait = !from_sync
                     && matches!(next, Next::Start(..))
                     && self
@@ -1366,8 +1615,9 @@ impl<A: Application> Driver<A> {
                 value_bytes,
                 reply,
             } => {
-                let outcome = self.process_synced(height, round, proposer, value_bytes);
+                let outcome = self.process_synced(height, round, proposer, value_bytes)?;
                 let _ = reply.send(outcome);
+                self.resolve_held()?;
             }
         }
         Ok(())
@@ -1383,6 +1633,21 @@ impl<A: Application> Driver<A> {
         let Some(signer) = self.signer.clone() else {
             return Ok(None);
         };
+        if !self.built.contains_key(&(height, round)) {
+            // Before a restart this node may have proposed here already (the same
+            // block again, or nothing: the guard would refuse another), or later
+            // (the engine asks while it replays its log: nothing).
+            match signer.proposal_slot(height, round) {
+                ProposalSlot::Free => {}
+                ProposalSlot::Signed(signed) if self.blocks.contains_key(&signed) => {
+                    self.built.insert((height, round), signed);
+                }
+                slot => {
+                    debug!(%height, %round, ?slot, "not proposing: the double-sign guard holds another proposal");
+                    return Ok(None);
+                }
+            }
+        }
         let id = match self.built.get(&(height, round)) {
             Some(id) => *id,
             None => {
@@ -1394,6 +1659,9 @@ impl<A: Application> Driver<A> {
                     }
                 };
                 let id = BlockId::from_block_hash(block.hash);
+                if !self.keep_candidate(height, id, &block.bytes)? {
+                    return Ok(None);
+                }
                 self.blocks.insert(id, (height, block.bytes));
                 self.built.insert((height, round), id);
                 id
@@ -1412,7 +1680,9 @@ impl<A: Application> Driver<A> {
                 Err(_) => return Ok(None),
             },
         };
-        let fin = signer.sign_proposal_parts(height, round, Round::Nil, &id);
+        let fin = signer
+            .sign_proposal_parts(height, round, Round::Nil, &id)
+            .map_err(|e| DriverError::Refused(e.to_string()))?;
         let value = ProposedValue {
             height,
             round,
@@ -1455,6 +1725,16 @@ impl<A: Application> Driver<A> {
             warn!(%height, %round, block = %id, "no stored stream to restream");
             return Ok(());
         };
+        match signer.proposal_slot(height, round) {
+            ProposalSlot::Free => {}
+            ProposalSlot::Signed(signed) if signed == id => {}
+            slot => {
+                // Asked while the engine replays its log after a restart: this
+                // node has since proposed elsewhere, and the guard would refuse.
+                debug!(%height, %round, ?slot, "not restreaming: the double-sign guard holds another proposal");
+                return Ok(());
+            }
+        }
         let Ok(block_len) = u32::try_from(bytes.len()) else {
             return Ok(());
         };
@@ -1465,7 +1745,9 @@ impl<A: Application> Driver<A> {
             proposer,
             block_len,
         };
-        let fin = signer.sign_proposal_parts(height, round, valid_round, &id);
+        let fin = signer
+            .sign_proposal_parts(height, round, valid_round, &id)
+            .map_err(|e| DriverError::Refused(e.to_string()))?;
         self.proposals.insert(
             (height, round, id),
             StoredProposal {
@@ -1623,7 +1905,21 @@ impl<A: Application> Driver<A> {
             value: id,
             validity,
         };
+        if crate::crash::vote_log_enabled() {
+            crate::crash::record_seen(&format!(
+                "proposal {} {} {} {} {}",
+                init.proposer,
+                init.height.as_u64(),
+                init.round.as_i64(),
+                init.pol_round.as_i64(),
+                hex::encode(id.0)
+            ));
+        }
         if validity.is_valid() {
+            if !self.keep_candidate(init.height, id, &block)? {
+                // Not durable, so not voted for: the round times out here.
+                return Ok(None);
+            }
             self.blocks.insert(id, (init.height, Bytes::from(block)));
         }
         self.proposals.insert(
@@ -1643,15 +1939,15 @@ impl<A: Application> Driver<A> {
         round: Round,
         proposer: Address,
         bytes: Bytes,
-    ) -> SyncedValueOutcome<SettleContext> {
+    ) -> Result<SyncedValueOutcome<SettleContext>, DriverError> {
         if height != self.height {
-            return SyncedValueOutcome::LocalTransientError;
+            return Ok(SyncedValueOutcome::LocalTransientError);
         }
         let verdict = match self.app.validate_block(height, &bytes) {
             Ok(verdict) => verdict,
             Err(e) => {
                 error!(%height, error = %e, "could not validate a synced block");
-                return SyncedValueOutcome::LocalTransientError;
+                return Ok(SyncedValueOutcome::LocalTransientError);
             }
         };
         let (id, validity) = match verdict {
@@ -1666,21 +1962,71 @@ impl<A: Application> Driver<A> {
                 // The engine knows the peer and penalises it in its sync scoring.
                 warn!(%height, %reason, "synced block does not decode");
                 self.guard.count_unattributed(Offence::MalformedSyncedBlock);
-                return SyncedValueOutcome::PeerFault;
+                return Ok(SyncedValueOutcome::PeerFault);
             }
         };
         if validity.is_valid() {
+            if !self.keep_candidate(height, id, &bytes)? {
+                return Ok(SyncedValueOutcome::LocalTransientError);
+            }
             self.blocks.insert(id, (height, bytes));
             self.synced.insert(id);
         }
-        SyncedValueOutcome::Verdict(ProposedValue {
+        Ok(SyncedValueOutcome::Verdict(ProposedValue {
             height,
             round,
             valid_round: Round::Nil,
             proposer,
             value: id,
             validity,
-        })
+        }))
+    }
+
+    /// Connects a held decision once its block has arrived, and answers the held
+    /// `Finalized` with the next height.
+    fn resolve_held(&mut self) -> Result<(), DriverError> {
+        let Some(held) = &self.held else {
+            return Ok(());
+        };
+        if !self.blocks.contains_key(&held.certificate.value_id) || held.reply.is_none() {
+            return Ok(());
+        }
+        let Some(HeldDecision { certificate, reply }) = self.held.take() else {
+            return Ok(());
+        };
+        let height = certificate.height;
+        self.commit_or_stop(&certificate)?;
+        info!(%height, block = %certificate.value_id, "the held decided block arrived and is connected");
+        let next_height = height.increment();
+        let params = self.height_params(next_height)?;
+        self.enter_height(next_height, &params);
+        self.last_finalized_at = Instant::now();
+        if let Some(reply) = reply
+            && reply.send(Next::Start(next_height, params)).is_err()
+        {
+            return Err(DriverError::ChannelClosed("Finalized reply"));
+        }
+        Ok(())
+    }
+
+    /// Connects a decided block; any failure but a missing block stops the node.
+    /// `Ok(false)`: the block is not here (the caller holds the decision).
+    fn commit_or_stop(
+        &mut self,
+        certificate: &CommitCertificate<SettleContext>,
+    ) -> Result<bool, DriverError> {
+        crate::crash::point("decided-before-write");
+        match self.commit(certificate) {
+            Ok(()) => {
+                crate::crash::point("commit-after-write");
+                Ok(true)
+            }
+            Err(CommitError::UnknownBlock(_)) => Ok(false),
+            Err(e) => Err(DriverError::Commit {
+                height: certificate.height,
+                reason: e.to_string(),
+            }),
+        }
     }
 
     fn commit(
@@ -1697,6 +2043,7 @@ impl<A: Application> Driver<A> {
         }
         let cert = crate::certificate::from_malachite(certificate)?;
         self.app.commit_block(height, &bytes, &cert)?;
+        self.app.prune_candidates(height)?;
         self.committed_height = Some(height);
         self.committed_tx.send_replace(height);
         info!(%height, block = %id, signatures = cert.signatures.len(), "block connected");

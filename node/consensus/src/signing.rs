@@ -8,6 +8,7 @@
 //! encoded as an i64 (nil = -1). See `spec/consensus.md`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use borsh::{BorshDeserialize, BorshSerialize};
@@ -18,6 +19,10 @@ use malachitebft_signing::{Error as SigningError, Signer, VerificationResult, Ve
 use secp256k1::{Keypair, SECP256K1, XOnlyPublicKey, schnorr};
 use settle_assets::hash::Tag;
 use settle_assets::{BlockHash, ChainId};
+use tokio::sync::watch;
+
+use crate::crash;
+use crate::sign_guard::{GuardError, Record, SignGuard, SignedValue, Step};
 
 use crate::context::SettleContext;
 use crate::types::{Address, BlockId, Height, Proposal, Vote};
@@ -333,16 +338,97 @@ impl Verifier<SettleContext> for SettleVerifier {
     }
 }
 
+/// Where a node reports the failure that stops it (a refused signature, a storage
+/// failure): the first one is kept.
+pub type FailureSlot = Arc<watch::Sender<Option<String>>>;
+
+/// Records `failure` in `slot` unless an earlier one is there.
+pub fn report_failure(slot: &FailureSlot, failure: String) {
+    slot.send_if_modified(|current| {
+        if current.is_some() {
+            return false;
+        }
+        *current = Some(failure);
+        true
+    });
+}
+
+/// Whether a proposer may propose at a height and round, per its guard.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ProposalSlot {
+    /// Nothing proposed there yet.
+    Free,
+    /// This block was proposed there (before a restart, perhaps): only it may be.
+    Signed(BlockId),
+    /// A later height was already proposed at: the guard refuses this one.
+    Passed,
+}
+
 /// Signs votes, proposals and the validator proof with a validator's key.
 #[derive(Clone, Debug)]
 pub struct SettleSigner {
     key: PrivateKey,
     chain_id: ChainId,
+    /// The double-sign guard, for a signer that votes (always, in a running node).
+    guard: Option<Arc<SignGuard>>,
+    /// Where a refused signature is reported, so the node stops.
+    failure: Option<FailureSlot>,
 }
 
 impl SettleSigner {
+    /// A signer without a double-sign guard (tests and tools that sign by hand).
     pub fn new(key: PrivateKey, chain_id: ChainId) -> Self {
-        SettleSigner { key, chain_id }
+        SettleSigner {
+            key,
+            chain_id,
+            guard: None,
+            failure: None,
+        }
+    }
+
+    /// A signer whose every vote and proposal passes `guard` first; a refusal is
+    /// reported to `failure`.
+    pub fn guarded(
+        key: PrivateKey,
+        chain_id: ChainId,
+        guard: Arc<SignGuard>,
+        failure: FailureSlot,
+    ) -> Self {
+        SettleSigner {
+            key,
+            chain_id,
+            guard: Some(guard),
+            failure: Some(failure),
+        }
+    }
+
+    /// What this signer's double-sign guard (which survives restarts) says about
+    /// proposing at `height` and `round`.
+    pub fn proposal_slot(&self, height: Height, round: Round) -> ProposalSlot {
+        let Some(guard) = &self.guard else {
+            return ProposalSlot::Free;
+        };
+        if guard.last_height(Step::Proposal) > height {
+            return ProposalSlot::Passed;
+        }
+        match guard.signed_at(Step::Proposal, height, round_u32(round)) {
+            Some(SignedValue::Proposal { block, .. }) => ProposalSlot::Signed(block),
+            Some(_) => ProposalSlot::Passed,
+            None => ProposalSlot::Free,
+        }
+    }
+
+    /// Asks the guard (if any) to let a signature for `step` out.
+    fn admit(&self, step: Step, record: Record) -> Result<(), GuardError> {
+        let Some(guard) = &self.guard else {
+            return Ok(());
+        };
+        guard.check_and_record(step, record).inspect_err(|e| {
+            tracing::error!(error = %e, "double-sign guard refused a signature; stopping");
+            if let Some(slot) = &self.failure {
+                report_failure(slot, e.to_string());
+            }
+        })
     }
 
     pub fn address(&self) -> Address {
@@ -360,9 +446,20 @@ impl SettleSigner {
         round: Round,
         pol_round: Round,
         block: &BlockId,
-    ) -> Signature {
+    ) -> Result<Signature, GuardError> {
+        self.admit(
+            Step::Proposal,
+            Record {
+                height,
+                round: round_u32(round),
+                value: SignedValue::Proposal {
+                    pol_round: pol_round.as_i64(),
+                    block: *block,
+                },
+            },
+        )?;
         let digest = proposal_parts_digest(&self.chain_id, height, round, pol_round, block);
-        sign_digest(&self.key, &digest)
+        Ok(sign_digest(&self.key, &digest))
     }
 
     /// A validator proof for this key and a libp2p peer id (bytes of the peer id).
@@ -379,7 +476,24 @@ impl Signer<SettleContext> for SettleSigner {
         &self,
         vote: Vote,
     ) -> Result<SignedMessage<SettleContext, Vote>, SigningError> {
+        let (step, name) = match vote.vote_type {
+            VoteType::Prevote => (Step::Prevote, "prevote"),
+            VoteType::Precommit => (Step::Precommit, "precommit"),
+        };
+        crash::point(&format!("{name}-before-sign"));
+        let value = match &vote.value {
+            NilOrVal::Nil => SignedValue::Nil,
+            NilOrVal::Val(id) => SignedValue::Block(*id),
+        };
+        let record = Record {
+            height: vote.height,
+            round: round_u32(vote.round),
+            value,
+        };
+        self.admit(step, record)
+            .map_err(SigningError::from_source)?;
         let signature = sign_digest(&self.key, &vote_digest(&self.chain_id, &vote));
+        crash::point(&format!("{name}-after-sign"));
         Ok(SignedMessage::new(vote, signature))
     }
 
@@ -387,6 +501,16 @@ impl Signer<SettleContext> for SettleSigner {
         &self,
         proposal: Proposal,
     ) -> Result<SignedMessage<SettleContext, Proposal>, SigningError> {
+        let record = Record {
+            height: proposal.height,
+            round: round_u32(proposal.round),
+            value: SignedValue::Proposal {
+                pol_round: proposal.pol_round.as_i64(),
+                block: proposal.value,
+            },
+        };
+        self.admit(Step::Proposal, record)
+            .map_err(SigningError::from_source)?;
         let signature = sign_digest(&self.key, &proposal_digest(&self.chain_id, &proposal));
         Ok(SignedMessage::new(proposal, signature))
     }

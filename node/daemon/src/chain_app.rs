@@ -6,6 +6,9 @@
 //!   node votes for it or connects it (`validate_block`); nothing is changed by that.
 //! - A decided block is connected together with its certificate in one synced write
 //!   batch, and the mempool is updated under the same lock (`commit_block`).
+//! - Every block this validator may vote for is stored (synced) as a candidate before
+//!   consensus sees it, and read back after a crash (`store_candidate`,
+//!   `load_candidates`; `spec/consensus.md`, "After a crash").
 //!
 //! The bytes consensus carries are a block without its certificate (`spec/consensus.md`,
 //! section 4): `header ‖ compact_size(tx count) ‖ transactions`. The certificate only
@@ -281,6 +284,27 @@ impl Application for ChainApp {
             .map_err(app_err)?;
         self.checked.clear();
         Ok(())
+    }
+
+    fn store_candidate(
+        &mut self,
+        height: Height,
+        hash: BlockHash,
+        bytes: &[u8],
+    ) -> Result<(), AppError> {
+        self.node
+            .store
+            .put_candidate(height.0, &hash, bytes)
+            .map_err(app_err)
+    }
+
+    fn load_candidates(&self, height: Height) -> Result<Vec<Bytes>, AppError> {
+        let stored = self.node.store.candidates_at(height.0).map_err(app_err)?;
+        Ok(stored.into_iter().map(Bytes::from).collect())
+    }
+
+    fn prune_candidates(&mut self, height: Height) -> Result<(), AppError> {
+        self.node.store.prune_candidates(height.0).map_err(app_err)
     }
 
     fn decided_block(&self, height: Height) -> Result<Option<DecidedBlock>, AppError> {

@@ -446,6 +446,8 @@ pub enum StartError {
     P2p(#[from] crate::p2p::P2pError),
     #[error("rpc server failed: {0}")]
     Serve(std::io::Error),
+    #[error("consensus stopped the node: {0}")]
+    Consensus(String),
 }
 
 /// Serves RPC and runs consensus until shutdown. Returns once every task has stopped.
@@ -503,8 +505,14 @@ pub async fn serve(
         .fallback(not_found)
         .with_state(state);
 
+    let consensus_failure = Arc::new(std::sync::Mutex::new(None));
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(wait_for_signal(shutdown.clone()));
+    tasks.spawn(stop_on_consensus_failure(
+        Arc::clone(&consensus),
+        shutdown.clone(),
+        Arc::clone(&consensus_failure),
+    ));
     tasks.spawn(maintenance_loop(Arc::clone(&node), shutdown.clone()));
     tasks.spawn(crate::membership::follow(
         Arc::clone(&node),
@@ -521,5 +529,32 @@ pub async fn serve(
         handle.stop().await;
     }
     drop(cookie);
+    let failure = consensus_failure
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(reason) = failure {
+        return Err(StartError::Consensus(reason));
+    }
     served.map_err(StartError::Serve)
+}
+
+/// Stops the node when consensus reports a failure it cannot decide past (a storage
+/// failure while deciding, a signature the double-sign guard refused): the process
+/// then exits non-zero with the reason, rather than serve a chain that no longer
+/// moves. Restarting the height instead would reset the consensus WAL, the record of
+/// this validator's votes (`spec/consensus.md`, "After a crash").
+async fn stop_on_consensus_failure(
+    consensus: Arc<settle_consensus::NodeHandle>,
+    shutdown: Shutdown,
+    failure: Arc<std::sync::Mutex<Option<String>>>,
+) {
+    tokio::select! {
+        reason = consensus.failed() => {
+            tracing::error!(%reason, "consensus failed; stopping the node");
+            *failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
+            shutdown.trigger();
+        }
+        () = shutdown.wait() => {}
+    }
 }

@@ -85,6 +85,15 @@ mod meta {
     pub fn membership_at(height_key: &[u8; 8]) -> Vec<u8> {
         [MEMBERSHIP_AT, &height_key[..]].concat()
     }
+
+    /// Followed by a height (8 bytes, big-endian) and a block hash: a candidate block
+    /// (consensus bytes) this validator may vote for at that height, kept until the
+    /// height is connected (`spec/storage.md`, "Candidate blocks").
+    pub const CANDIDATE: &[u8] = b"candidate/";
+
+    pub fn candidate(height_key: &[u8; 8], hash: &[u8; 32]) -> Vec<u8> {
+        [CANDIDATE, &height_key[..], &hash[..]].concat()
+    }
 }
 
 /// Tag of the script index's key prefix: fixed-size keys whatever the script length.
@@ -1152,6 +1161,55 @@ impl ChainStore {
         self.write(batch, "overwriting a coin")
     }
 
+    /// Stores a candidate block for `height` in one write, synced like a block.
+    pub fn put_candidate(
+        &self,
+        height: u64,
+        hash: &BlockHash,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(cf::META),
+            meta::candidate(&height_key(height), &hash.0),
+            bytes,
+        );
+        self.write(batch, "storing a candidate block")
+    }
+
+    /// The candidate blocks stored for `height` (consensus bytes), in hash order.
+    pub fn candidates_at(&self, height: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let prefix = [meta::CANDIDATE, &height_key(height)[..]].concat();
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(cf::META),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item.map_err(StoreError::db("reading candidate blocks"))?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            out.push(value.to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Deletes the candidate blocks of every height up to `height`. Not synced: a
+    /// candidate left behind by a crash is only read back for its own height, which
+    /// is connected, and the next prune deletes it.
+    pub fn prune_candidates(&self, height: u64) -> Result<(), StoreError> {
+        let from = meta::CANDIDATE.to_vec();
+        let to = [meta::CANDIDATE, &height_key(height.saturating_add(1))[..]].concat();
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.cf(cf::META), from, to);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(false);
+        self.db
+            .write_opt(batch, &wo)
+            .map_err(StoreError::db("pruning candidate blocks"))
+    }
+
     /// Flushes memtables to disk (for a clean shutdown; a crash loses nothing synced).
     pub fn flush(&self) -> Result<(), StoreError> {
         for name in cf::ALL {
@@ -1716,5 +1774,42 @@ mod tests {
             let slice = &bytes[off as usize..(off + len) as usize];
             assert_eq!(deserialize::<Transaction>(slice).expect("tx"), *tx);
         }
+    }
+
+    #[test]
+    fn candidates_survive_reopening_by_height_and_are_pruned_with_their_height() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        {
+            let store = open(tmp.path());
+            store
+                .put_candidate(11, &BlockHash([0xb; 32]), b"block B")
+                .expect("put");
+            store
+                .put_candidate(11, &BlockHash([0xa; 32]), b"block A")
+                .expect("put");
+            store
+                .put_candidate(12, &BlockHash([0xc; 32]), b"block C")
+                .expect("put");
+            store
+                .put_candidate(11, &BlockHash([0xa; 32]), b"block A")
+                .expect("storing the same block again is harmless");
+        }
+        let store = open(tmp.path());
+        assert_eq!(
+            store.candidates_at(11).expect("read"),
+            vec![b"block A".to_vec(), b"block B".to_vec()],
+            "both blocks of height 11, in hash order, nothing of 12"
+        );
+        assert!(store.candidates_at(10).expect("read").is_empty());
+        store.prune_candidates(11).expect("prune");
+        assert!(store.candidates_at(11).expect("read").is_empty());
+        assert_eq!(
+            store.candidates_at(12).expect("read"),
+            vec![b"block C".to_vec()]
+        );
+        // Other meta records are untouched by the range delete.
+        assert_eq!(store.chain_id().expect("chain id"), None);
+        store.prune_candidates(12).expect("prune");
+        assert!(store.candidates_at(12).expect("read").is_empty());
     }
 }
