@@ -509,6 +509,7 @@ pub async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(wait_for_signal(shutdown.clone()));
     tasks.spawn(stop_on_consensus_failure(
+        Arc::clone(&node),
         Arc::clone(&consensus),
         shutdown.clone(),
         Arc::clone(&consensus_failure),
@@ -539,21 +540,38 @@ pub async fn serve(
     served.map_err(StartError::Serve)
 }
 
+/// Whether a failure reported as text by the consensus crate is the operating
+/// system's "no space left on device" (ENOSPC, os error 28), as RocksDB and the file
+/// system word it: the reason crosses the crate boundary as a message.
+fn is_no_space(reason: &str) -> bool {
+    reason.contains("No space left on device") || reason.contains("os error 28")
+}
+
 /// Stops the node when consensus reports a failure it cannot decide past (a storage
 /// failure while deciding, a signature the double-sign guard refused): the process
 /// then exits non-zero with the reason, rather than serve a chain that no longer
 /// moves. Restarting the height instead would reset the consensus WAL, the record of
 /// this validator's votes (`spec/consensus.md`, "After a crash").
+///
+/// A full disk is the exception (`spec/storage.md`, "A full disk"): consensus has
+/// stopped without signing what it could not record, and the node stays up to serve
+/// reads and say so, admitting nothing, until the operator frees space and restarts
+/// it; the exit is still non-zero.
 async fn stop_on_consensus_failure(
+    node: Arc<Node>,
     consensus: Arc<settle_consensus::NodeHandle>,
     shutdown: Shutdown,
     failure: Arc<std::sync::Mutex<Option<String>>>,
 ) {
     tokio::select! {
         reason = consensus.failed() => {
-            tracing::error!(%reason, "consensus failed; stopping the node");
-            *failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
-            shutdown.trigger();
+            *failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason.clone());
+            if is_no_space(&reason) {
+                node.halt_consensus_for_full_disk(&reason);
+            } else {
+                tracing::error!(%reason, "consensus failed; stopping the node");
+                shutdown.trigger();
+            }
         }
         () = shutdown.wait() => {}
     }

@@ -108,12 +108,22 @@ pub struct StorageHalt {
     /// The disk has room again but the database still refuses writes: only a restart
     /// (which reopens it) resumes.
     pub needs_restart: bool,
+    /// Consensus stopped because this validator could not durably record what it was
+    /// about to sign or decide: nothing resumes it but a restart.
+    pub consensus_stopped: bool,
 }
 
 impl StorageHalt {
     /// What the node says about it (log, RPC warnings, refusals).
     pub fn describe(&self) -> String {
-        if self.needs_restart {
+        if self.consensus_stopped {
+            format!(
+                "storage full: consensus stopped on this node because it could not durably \
+                 record what it signs or decides ({}); it admits no transaction, connects no \
+                 block and serves reads; free space, then restart settled to resume",
+                self.error
+            )
+        } else if self.needs_restart {
             format!(
                 "the disk has room again, but the database still refuses writes ({}): restart \
                  settled to resume; until then it admits no transaction and connects no block",
@@ -246,7 +256,27 @@ impl Node {
 
     /// The storage halt, while the disk is full.
     pub fn storage_halt(&self) -> Option<StorageHalt> {
-        self.halt.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        let mut halt = self.halt.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(h) = halt.as_mut()
+            && h.consensus_stopped
+        {
+            // Stopped consensus never retries a write that could notice the space.
+            h.needs_restart = self.space_returned();
+        }
+        halt
+    }
+
+    /// Consensus stopped on a full disk (see [`StorageHalt::consensus_stopped`]):
+    /// admission stops too and the node says so, once, loudly.
+    pub fn halt_consensus_for_full_disk(&self, reason: &str) {
+        let h = StorageHalt {
+            since_ms: now_ms(),
+            error: reason.to_string(),
+            needs_restart: false,
+            consensus_stopped: true,
+        };
+        tracing::error!(path = %self.store.path().display(), "{}", h.describe());
+        *self.halt.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
     }
 
     /// Conditions an operator must act on, for `getblockchaininfo.warnings`.
@@ -267,6 +297,7 @@ impl Node {
                     since_ms: now_ms(),
                     error: error.to_string(),
                     needs_restart: false,
+                    consensus_stopped: false,
                 };
                 tracing::error!(path = %self.store.path().display(), "{}", h.describe());
                 *halt = Some(h);
