@@ -146,12 +146,17 @@ const EXPECTED_ENGINE_ERRORS: &[(&str, &str)] = &[
         "a peer could not be dialled (it is down or unreachable); dialling continues",
     ),
     (
+        // Malachite gives up on a peer after a few dial attempts and tries again later.
+        "Failed to dial peer",
+        "a peer could not be dialled (it is down or unreachable); dialling continues",
+    ),
+    (
         "Actor has died",
         "a consensus engine actor stopped (the node is stopping)",
     ),
     (
         "channel closed",
-        "a consensus engine channel closed (the node is stopping)",
+        "a consensus engine channel closed (a peer went away or the node is stopping)",
     ),
 ];
 
@@ -509,12 +514,18 @@ mod tests {
             Some(1)
         );
         assert_eq!(
-            expected_engine_error("Actor has died, stopping network: ..."),
+            expected_engine_error(
+                "Failed to dial peer None at [/ip4/127.0.0.1/tcp/17407/p2p/16Uiu2HAm2A] after 5 trials"
+            ),
             Some(2)
         );
         assert_eq!(
-            expected_engine_error("send failed: channel closed"),
+            expected_engine_error("Actor has died, stopping network: ..."),
             Some(3)
+        );
+        assert_eq!(
+            expected_engine_error("send failed: channel closed"),
+            Some(4)
         );
         // Anything else stays an ERROR.
         assert_eq!(
