@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use settle_assets::encode::{Decode, DecodeError, Encode, Reader, write_compact_size};
-use settle_assets::hash::BlockHash;
+use settle_assets::hash::{BlockHash, Tag};
 use settle_assets::transaction::Transaction;
 use settle_chain::limits::{HEADER_BYTES, MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
 use settle_chain::{Block, BlockEffects, CommitCertificate, Header};
@@ -38,6 +38,15 @@ const MIN_TX_BYTES: usize = 4 + 1 + 1 + 4 + 4;
 /// per round in practice; beyond this the oldest entries are dropped and re-validated
 /// if they are decided after all.
 const MAX_CHECKED_BLOCKS: usize = 16;
+/// Tag of the key under which a checked block is kept: a hash of every byte of the
+/// block, never the header hash alone, so a body that differs under the same header
+/// is never answered from the cache. Local to this node (not signed, not sent).
+static CHECKED_KEY_TAG: Tag = Tag::new("Settle/LocalCheckedBlock");
+
+/// The key of `bytes` (a block's consensus bytes) in the `checked` cache.
+fn checked_key(bytes: &[u8]) -> [u8; 32] {
+    CHECKED_KEY_TAG.hash(bytes)
+}
 
 /// The consensus bytes of a block: header, transaction count, transactions.
 pub fn encode_block_body(header: &Header, transactions: &[Transaction]) -> Vec<u8> {
@@ -107,8 +116,9 @@ pub struct ChainApp {
     /// This node's validator key, the `proposer` of the blocks it builds.
     proposer: Option<[u8; 32]>,
     /// Blocks built or validated on the current tip, with their effects, so the
-    /// decided one is connected without validating it again.
-    checked: HashMap<BlockHash, (Block, BlockEffects)>,
+    /// decided one is connected without validating it again. Keyed by
+    /// [`checked_key`] of the block's bytes.
+    checked: HashMap<[u8; 32], (Block, BlockEffects)>,
 }
 
 impl ChainApp {
@@ -120,11 +130,11 @@ impl ChainApp {
         })
     }
 
-    fn remember(&mut self, block: Block, effects: BlockEffects) {
+    fn remember(&mut self, bytes: &[u8], block: Block, effects: BlockEffects) {
         if self.checked.len() >= MAX_CHECKED_BLOCKS {
             self.checked.clear();
         }
-        self.checked.insert(block.hash(), (block, effects));
+        self.checked.insert(checked_key(bytes), (block, effects));
     }
 
     /// Validates `block` on the current tip: `Ok(Err(reason))` for an invalid block.
@@ -182,7 +192,7 @@ impl Application for ChainApp {
         let hash = built.block.hash();
         let bytes = encode_block_body(&built.block.header, &built.block.transactions);
         tracing::debug!(%height, block = %hash, txs = built.block.transactions.len(), "built a block");
-        self.remember(built.block, built.effects);
+        self.remember(&bytes, built.block, built.effects);
         Ok(ProposedBlock {
             hash,
             bytes: Bytes::from(bytes),
@@ -224,16 +234,17 @@ impl Application for ChainApp {
                 ),
             });
         }
+        let key = checked_key(bytes);
         if self
             .checked
-            .get(&hash)
+            .get(&key)
             .is_some_and(|(_, e)| e.height == height.0)
         {
             return Ok(BlockVerdict::Valid(hash));
         }
         match self.check(&block)? {
             Ok(effects) => {
-                self.remember(block, effects);
+                self.remember(bytes, block, effects);
                 Ok(BlockVerdict::Valid(hash))
             }
             Err(reason) => Ok(BlockVerdict::Invalid { hash, reason }),
@@ -249,7 +260,7 @@ impl Application for ChainApp {
         let block_hash = self
             .block_hash(bytes)
             .ok_or_else(|| AppError(format!("the decided block at {height} does not decode")))?;
-        let (mut block, effects) = match self.checked.remove(&block_hash) {
+        let (mut block, effects) = match self.checked.remove(&checked_key(bytes)) {
             Some(checked) => checked,
             None => {
                 let block = decode_block_body(bytes).map_err(|e| {
