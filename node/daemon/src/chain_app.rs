@@ -348,6 +348,70 @@ impl Application for ChainApp {
 mod tests {
     use super::*;
 
+    /// A node with a fresh chainstate (real RocksDB) whose validator is `validator`.
+    fn open_node(dir: &std::path::Path, validator: &secp256k1::Keypair) -> Node {
+        let issuer = secp256k1::Keypair::new(secp256k1::SECP256K1, &mut rand::rng());
+        let spec = settle_chain::ChainSpec::dev(
+            &validator.x_only_public_key().0,
+            &issuer.x_only_public_key().0,
+            1_700_000_000_000,
+        );
+        let mut config = crate::config::Config::default();
+        config.storage.sync_writes = false;
+        Node::open(
+            &dir.join("chainstate"),
+            spec,
+            "spec",
+            config,
+            Some(*validator),
+        )
+        .expect("open")
+    }
+
+    #[test]
+    fn a_checked_header_never_vouches_for_another_body() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let validator = secp256k1::Keypair::new(secp256k1::SECP256K1, &mut rand::rng());
+        let node = Arc::new(open_node(tmp.path(), &validator));
+        let mut app = ChainApp::new(
+            Arc::clone(&node),
+            Some(validator.x_only_public_key().0.serialize()),
+        )
+        .expect("app");
+        let built = app.build_block(Height(1)).expect("an empty block");
+        let block = decode_block_body(&built.bytes).expect("decodes");
+        assert!(block.transactions.is_empty());
+
+        // The same header with a transaction slipped into the body: the checked
+        // entry of the honest block must not answer for it.
+        let alice = secp256k1::Keypair::new(secp256k1::SECP256K1, &mut rand::rng());
+        let issuer = secp256k1::Keypair::new(secp256k1::SECP256K1, &mut rand::rng());
+        let tx = crate::test_support::cash_issuance(
+            node.chain_id,
+            &issuer,
+            "Forged",
+            "FRG",
+            false,
+            &alice,
+            5,
+        );
+        let forged = encode_block_body(&block.header, std::slice::from_ref(&tx));
+        let verdict = app
+            .validate_block(Height(1), &forged)
+            .expect("no storage failure");
+        assert!(
+            matches!(&verdict, BlockVerdict::Invalid { hash, reason }
+                if *hash == built.hash && reason.contains("merkle root")),
+            "a body that does not match its header must be judged on its bytes: {verdict:?}"
+        );
+        // The honest bytes are still answered.
+        assert_eq!(
+            app.validate_block(Height(1), &built.bytes)
+                .expect("no storage failure"),
+            BlockVerdict::Valid(built.hash)
+        );
+    }
+
     #[test]
     fn block_bodies_roundtrip_and_garbage_is_an_error() {
         let header = Header {
