@@ -2002,7 +2002,9 @@ impl<A: Application> Driver<A> {
             if !self.keep_candidate(height, id, &bytes)? {
                 return Ok(SyncedValueOutcome::LocalTransientError);
             }
-            self.blocks.insert(id, (height, bytes));
+            // Bytes already kept for `id` stay: they may be restreamed under the
+            // proposer's signature, which covers exactly those bytes.
+            self.blocks.entry(id).or_insert((height, bytes));
             self.synced.insert(id);
         }
         Ok(SyncedValueOutcome::Verdict(ProposedValue {
