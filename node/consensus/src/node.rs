@@ -1851,40 +1851,17 @@ impl<A: Application> Driver<A> {
             return Ok(None);
         }
         let proposer_key = expected.public_key;
-        // Cheap checks first: the header hash and the proposer's signature over the
-        // whole block. Only a block its proposer really sent is validated in full.
-        let Some(hash) = self.app.block_hash(&block) else {
-            // Unsigned as far as we can tell: the publisher sent it (an honest node
-            // restreams only blocks it judged valid).
-            warn!(height = %init.height, round = %init.round, peer = %publisher, "proposed block does not decode");
-            self.report(publisher, Offence::MalformedBlock);
+        // Cheap checks first: only a block its proposer really sent is validated in full.
+        let Some(id) = self.signed_block_id(publisher, &init, &block, &fin, &proposer_key) else {
             return Ok(None);
         };
-        let id = BlockId::from_block_hash(hash);
-        let digest = proposal_parts_digest(
-            &self.chain_id,
-            init.height,
-            init.round,
-            init.pol_round,
-            &id,
-            &block,
-        );
-        if !verify_digest(&proposer_key, &digest, &fin) {
-            // The signature covers every byte: the proposer's header and `Fin`
-            // replayed with another body land here, charged to whoever published
-            // them, and no verdict is kept for `id`, so the proposer's own stream is
-            // still judged on its bytes when it arrives.
-            warn!(height = %init.height, round = %init.round, peer = %publisher, "proposal stream signature is invalid");
-            self.report(publisher, Offence::BadProposalSignature);
-            return Ok(None);
-        }
         if self.proposals.contains_key(&(init.height, init.round, id)) {
             // The same signed block again (a restream): the first verdict stands and
             // nothing stored is replaced.
             debug!(height = %init.height, round = %init.round, block = %id, peer = %publisher, "proposal stream already judged");
             return Ok(None);
         }
-        let validity = self.judge_block(&init, hash, &block)?;
+        let validity = self.judge_block(&init, id.block_hash(), &block)?;
         let value = ProposedValue {
             height: init.height,
             round: init.round,
@@ -1893,16 +1870,7 @@ impl<A: Application> Driver<A> {
             value: id,
             validity,
         };
-        if crate::crash::vote_log_enabled() {
-            crate::crash::record_seen(&format!(
-                "proposal {} {} {} {} {}",
-                init.proposer,
-                init.height.as_u64(),
-                init.round.as_i64(),
-                init.pol_round.as_i64(),
-                hex::encode(id.0)
-            ));
-        }
+        log_seen_proposal(&init, id);
         if validity.is_valid() {
             if !self.keep_candidate(init.height, id, &block)? {
                 // Not durable, so not voted for: the round times out here.
@@ -1923,6 +1891,45 @@ impl<A: Application> Driver<A> {
             },
         );
         Ok(Some(value))
+    }
+
+    /// The block id of a stream whose `Fin` is the proposer's signature over the
+    /// header hash, length and bytes of its block; `None`, with the publisher charged,
+    /// for a header that does not decode or a signature that does not verify.
+    fn signed_block_id(
+        &self,
+        publisher: PeerId,
+        init: &ProposalInit,
+        block: &[u8],
+        fin: &Signature,
+        proposer_key: &secp256k1::XOnlyPublicKey,
+    ) -> Option<BlockId> {
+        let Some(hash) = self.app.block_hash(block) else {
+            // Unsigned as far as we can tell: the publisher sent it (an honest node
+            // restreams only blocks it judged valid).
+            warn!(height = %init.height, round = %init.round, peer = %publisher, "proposed block does not decode");
+            self.report(publisher, Offence::MalformedBlock);
+            return None;
+        };
+        let id = BlockId::from_block_hash(hash);
+        let digest = proposal_parts_digest(
+            &self.chain_id,
+            init.height,
+            init.round,
+            init.pol_round,
+            &id,
+            block,
+        );
+        if !verify_digest(proposer_key, &digest, fin) {
+            // The signature covers every byte: the proposer's header and `Fin`
+            // replayed with another body land here, charged to whoever published
+            // them, and no verdict is kept for `id`, so the proposer's own stream is
+            // still judged on its bytes when it arrives.
+            warn!(height = %init.height, round = %init.round, peer = %publisher, "proposal stream signature is invalid");
+            self.report(publisher, Offence::BadProposalSignature);
+            return None;
+        }
+        Some(id)
     }
 
     /// The verdict on a block whose proposer's signature verified: its clock rules,
@@ -2103,6 +2110,20 @@ impl<A> std::fmt::Debug for Driver<A> {
             .field("height", &self.height)
             .field("round", &self.round)
             .finish_non_exhaustive()
+    }
+}
+
+/// Records a judged proposal in the crash harness's vote log, when it is on.
+fn log_seen_proposal(init: &ProposalInit, id: BlockId) {
+    if crate::crash::vote_log_enabled() {
+        crate::crash::record_seen(&format!(
+            "proposal {} {} {} {} {}",
+            init.proposer,
+            init.height.as_u64(),
+            init.round.as_i64(),
+            init.pol_round.as_i64(),
+            hex::encode(id.0)
+        ));
     }
 }
 
