@@ -31,7 +31,7 @@ use malachitebft_app_channel::{
     NetworkRequest, RequestContext, SyncContext, WalContext,
 };
 use multiaddr::Protocol;
-use settle_assets::ChainId;
+use settle_assets::{BlockHash, ChainId};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -1681,7 +1681,7 @@ impl<A: Application> Driver<A> {
             },
         };
         let fin = signer
-            .sign_proposal_parts(height, round, Round::Nil, &id)
+            .sign_proposal_parts(height, round, Round::Nil, &id, &bytes)
             .map_err(|e| DriverError::Refused(e.to_string()))?;
         let value = ProposedValue {
             height,
@@ -1746,7 +1746,7 @@ impl<A: Application> Driver<A> {
             block_len,
         };
         let fin = signer
-            .sign_proposal_parts(height, round, valid_round, &id)
+            .sign_proposal_parts(height, round, valid_round, &id, &bytes)
             .map_err(|e| DriverError::Refused(e.to_string()))?;
         self.proposals.insert(
             (height, round, id),
@@ -1829,8 +1829,8 @@ impl<A: Application> Driver<A> {
         self.accept_stream(stream)
     }
 
-    /// Checks a complete stream for the current height: the right proposer, a block
-    /// the application judges, and the proposer's signature over that block's hash.
+    /// Checks a complete stream for the current height: the right proposer, the
+    /// proposer's signature over the whole block, then the application's verdict.
     fn accept_stream(
         &mut self,
         stream: CompleteStream,
@@ -1851,31 +1851,104 @@ impl<A: Application> Driver<A> {
             return Ok(None);
         }
         let proposer_key = expected.public_key;
-        // Cheap checks first: the header hash and the proposer's signature over it.
-        // Only a block its proposer really sent is validated in full.
-        let Some(hash) = self.app.block_hash(&block) else {
+        // Cheap checks first: only a block its proposer really sent is validated in full.
+        let Some(id) = self.signed_block_id(publisher, &init, &block, &fin, &proposer_key) else {
+            return Ok(None);
+        };
+        if self.proposals.contains_key(&(init.height, init.round, id)) {
+            // The same signed block again (a restream): the first verdict stands and
+            // nothing stored is replaced.
+            debug!(height = %init.height, round = %init.round, block = %id, peer = %publisher, "proposal stream already judged");
+            return Ok(None);
+        }
+        let validity = self.judge_block(&init, id.block_hash(), &block)?;
+        let value = ProposedValue {
+            height: init.height,
+            round: init.round,
+            valid_round: init.pol_round,
+            proposer: init.proposer,
+            value: id,
+            validity,
+        };
+        log_seen_proposal(&init, id);
+        if validity.is_valid() {
+            if !self.keep_candidate(init.height, id, &block)? {
+                // Not durable, so not voted for: the round times out here.
+                return Ok(None);
+            }
+            // Under the signature the bytes of `id` are the proposer's: an entry
+            // already here (built, synced or proposed) is kept as it is.
+            self.blocks
+                .entry(id)
+                .or_insert_with(|| (init.height, Bytes::from(block)));
+        }
+        self.proposals.insert(
+            (init.height, init.round, id),
+            StoredProposal {
+                init,
+                fin,
+                value: value.clone(),
+            },
+        );
+        Ok(Some(value))
+    }
+
+    /// The block id of a stream whose `Fin` is the proposer's signature over the
+    /// header hash, length and bytes of its block; `None`, with the publisher charged,
+    /// for a header that does not decode or a signature that does not verify.
+    fn signed_block_id(
+        &self,
+        publisher: PeerId,
+        init: &ProposalInit,
+        block: &[u8],
+        fin: &Signature,
+        proposer_key: &secp256k1::XOnlyPublicKey,
+    ) -> Option<BlockId> {
+        let Some(hash) = self.app.block_hash(block) else {
             // Unsigned as far as we can tell: the publisher sent it (an honest node
             // restreams only blocks it judged valid).
             warn!(height = %init.height, round = %init.round, peer = %publisher, "proposed block does not decode");
             self.report(publisher, Offence::MalformedBlock);
-            return Ok(None);
+            return None;
         };
         let id = BlockId::from_block_hash(hash);
-        let digest =
-            proposal_parts_digest(&self.chain_id, init.height, init.round, init.pol_round, &id);
-        if !verify_digest(&proposer_key, &digest, &fin) {
+        let digest = proposal_parts_digest(
+            &self.chain_id,
+            init.height,
+            init.round,
+            init.pol_round,
+            &id,
+            block,
+        );
+        if !verify_digest(proposer_key, &digest, fin) {
+            // The signature covers every byte: the proposer's header and `Fin`
+            // replayed with another body land here, charged to whoever published
+            // them, and no verdict is kept for `id`, so the proposer's own stream is
+            // still judged on its bytes when it arrives.
             warn!(height = %init.height, round = %init.round, peer = %publisher, "proposal stream signature is invalid");
             self.report(publisher, Offence::BadProposalSignature);
-            return Ok(None);
+            return None;
         }
+        Some(id)
+    }
+
+    /// The verdict on a block whose proposer's signature verified: its clock rules,
+    /// then full validation. A block that breaks a rule is charged to the proposer,
+    /// who signed every byte of it.
+    fn judge_block(
+        &mut self,
+        init: &ProposalInit,
+        hash: BlockHash,
+        block: &[u8],
+    ) -> Result<Validity, DriverError> {
         // Judged by this node's clock first and never blamed on the proposer: the
         // clock that is off may be ours (`spec/consensus.md`, "Clock").
-        let validity = if let Some(reason) = self.app.check_proposal_clock(&block) {
+        Ok(if let Some(reason) = self.app.check_proposal_clock(block) {
             warn!(height = %init.height, round = %init.round, block = %hash, %reason,
                   proposer = %init.proposer, "proposed block is dated too far ahead of this node's clock; voting nil");
             Validity::Invalid
         } else {
-            match self.app.validate_block(init.height, &block)? {
+            match self.app.validate_block(init.height, block)? {
                 BlockVerdict::Valid(valid) if valid == hash => Validity::Valid,
                 BlockVerdict::Valid(other) => {
                     error!(height = %init.height, block = %hash, validated = %other,
@@ -1892,45 +1965,12 @@ impl<A: Application> Driver<A> {
                 BlockVerdict::Malformed { reason } => {
                     warn!(height = %init.height, round = %init.round, block = %hash, %reason,
                           proposer = %init.proposer, "proposed block does not decode in full; voting nil");
+                    // The signature covers these exact bytes: the proposer sent them.
                     self.report_validator(&init.proposer, Offence::MalformedBlock);
                     Validity::Invalid
                 }
             }
-        };
-        let value = ProposedValue {
-            height: init.height,
-            round: init.round,
-            valid_round: init.pol_round,
-            proposer: init.proposer,
-            value: id,
-            validity,
-        };
-        if crate::crash::vote_log_enabled() {
-            crate::crash::record_seen(&format!(
-                "proposal {} {} {} {} {}",
-                init.proposer,
-                init.height.as_u64(),
-                init.round.as_i64(),
-                init.pol_round.as_i64(),
-                hex::encode(id.0)
-            ));
-        }
-        if validity.is_valid() {
-            if !self.keep_candidate(init.height, id, &block)? {
-                // Not durable, so not voted for: the round times out here.
-                return Ok(None);
-            }
-            self.blocks.insert(id, (init.height, Bytes::from(block)));
-        }
-        self.proposals.insert(
-            (init.height, init.round, id),
-            StoredProposal {
-                init,
-                fin,
-                value: value.clone(),
-            },
-        );
-        Ok(Some(value))
+        })
     }
 
     fn process_synced(
@@ -1969,7 +2009,9 @@ impl<A: Application> Driver<A> {
             if !self.keep_candidate(height, id, &bytes)? {
                 return Ok(SyncedValueOutcome::LocalTransientError);
             }
-            self.blocks.insert(id, (height, bytes));
+            // Bytes already kept for `id` stay: they may be restreamed under the
+            // proposer's signature, which covers exactly those bytes.
+            self.blocks.entry(id).or_insert((height, bytes));
             self.synced.insert(id);
         }
         Ok(SyncedValueOutcome::Verdict(ProposedValue {
@@ -2068,5 +2110,279 @@ impl<A> std::fmt::Debug for Driver<A> {
             .field("height", &self.height)
             .field("round", &self.round)
             .finish_non_exhaustive()
+    }
+}
+
+/// Records a judged proposal in the crash harness's vote log, when it is on.
+fn log_seen_proposal(init: &ProposalInit, id: BlockId) {
+    if crate::crash::vote_log_enabled() {
+        crate::crash::record_seen(&format!(
+            "proposal {} {} {} {} {}",
+            init.proposer,
+            init.height.as_u64(),
+            init.round.as_i64(),
+            init.pol_round.as_i64(),
+            hex::encode(id.0)
+        ));
+    }
+}
+
+/// `spec/consensus.md`, section 9a: a peer that replays an honest proposer's header
+/// and `Fin` with another body is charged itself; the proposer is never charged, and
+/// its own stream, arriving later, is judged on its bytes and kept.
+#[cfg(test)]
+mod replayed_stream_tests {
+    use super::*;
+    use crate::app::{DecidedBlock, ProposedBlock};
+    use crate::certificate::Certificate;
+    use crate::signing::sign_digest;
+    use secp256k1::{Keypair, SECP256K1, SecretKey};
+    use settle_assets::hash::Tag;
+
+    static TEST_HEADER_TAG: Tag = Tag::new("Settle/TestHeader");
+    /// Test block: `height u64 ‖ SHA256(body)` (a header committing to its body, as a
+    /// merkle root does), then the body, which "decodes" when it starts with `TX`.
+    const TEST_HEADER_BYTES: usize = 40;
+
+    fn test_block(height: u64, body: &[u8]) -> Vec<u8> {
+        let mut bytes = height.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&TEST_HEADER_TAG.hash(body));
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    struct TestChain {
+        validators: ValidatorSet,
+    }
+
+    impl Application for TestChain {
+        fn tip_height(&self) -> Result<Height, AppError> {
+            Ok(Height(0))
+        }
+        fn history_min_height(&self) -> Result<Height, AppError> {
+            Ok(Height(1))
+        }
+        fn validator_set(&self, _height: Height) -> Result<ValidatorSet, AppError> {
+            Ok(self.validators.clone())
+        }
+        fn build_block(&mut self, _height: Height) -> Result<ProposedBlock, AppError> {
+            Err(AppError("not in this test".into()))
+        }
+        fn block_hash(&self, bytes: &[u8]) -> Option<BlockHash> {
+            let header = bytes.get(..TEST_HEADER_BYTES)?;
+            Some(BlockHash(TEST_HEADER_TAG.hash(header)))
+        }
+        fn validate_block(
+            &mut self,
+            _height: Height,
+            bytes: &[u8],
+        ) -> Result<BlockVerdict, AppError> {
+            let Some(hash) = self.block_hash(bytes) else {
+                return Ok(BlockVerdict::Malformed {
+                    reason: "no header".into(),
+                });
+            };
+            let body = &bytes[TEST_HEADER_BYTES..];
+            if !body.starts_with(b"TX") {
+                return Ok(BlockVerdict::Malformed {
+                    reason: "the body does not decode".into(),
+                });
+            }
+            if TEST_HEADER_TAG.hash(body)[..] != bytes[8..TEST_HEADER_BYTES] {
+                return Ok(BlockVerdict::Invalid {
+                    hash,
+                    reason: "the body does not match the header".into(),
+                });
+            }
+            Ok(BlockVerdict::Valid(hash))
+        }
+        fn commit_block(&mut self, _: Height, _: &[u8], _: &Certificate) -> Result<(), AppError> {
+            Err(AppError("not in this test".into()))
+        }
+        fn decided_block(&self, _height: Height) -> Result<Option<DecidedBlock>, AppError> {
+            Ok(None)
+        }
+    }
+
+    fn key(seed: u8) -> PrivateKey {
+        let sk = SecretKey::from_byte_array([seed; 32]).expect("valid secret");
+        PrivateKey::new(Keypair::from_secret_key(SECP256K1, &sk))
+    }
+
+    fn gossip_peer(key: &PrivateKey) -> PeerId {
+        let id = peer_id_of(&key.public_key().serialize()).expect("peer id");
+        PeerId::from_bytes(&id.to_bytes()).expect("same peer id format")
+    }
+
+    /// A follower's driver at height 1 (a follower keeps every valid block without a
+    /// candidate store), and the receiving end of its misbehaviour reports.
+    fn follower(
+        validators: ValidatorSet,
+        local: libp2p_identity::PeerId,
+    ) -> (
+        Driver<TestChain>,
+        mpsc::Receiver<(libp2p_identity::PeerId, Offence)>,
+    ) {
+        let (guard, reports) = PeerGuard::new(local, Duration::from_secs(30));
+        let (failure_tx, _) = watch::channel(None);
+        let (committed_tx, _) = watch::channel(Height(0));
+        let (status_tx, _) = watch::channel(ConsensusStatus {
+            height: Height(1),
+            round: None,
+            proposer: None,
+            validators: Vec::new(),
+            waiting_for_transactions: false,
+        });
+        let driver = Driver {
+            app: TestChain {
+                validators: validators.clone(),
+            },
+            chain_id: ChainId([9; 32]),
+            address: key(99).address(),
+            signer: None,
+            timing: Timing::fast_for_tests(),
+            height: Height(1),
+            round: Round::new(0),
+            validator_set: Some(validators),
+            streams: StreamBuffer::new(),
+            parked: Vec::new(),
+            proposals: HashMap::new(),
+            blocks: HashMap::new(),
+            candidates: CandidateBudget::default(),
+            held: None,
+            failure: Arc::new(failure_tx),
+            built: HashMap::new(),
+            committed_height: None,
+            committed_tx,
+            status_tx,
+            stream_nonce: 0,
+            guard,
+            wake: None,
+            tx_sink: None,
+            pending_start: None,
+            pending_value: None,
+            synced: HashSet::new(),
+            last_finalized_at: Instant::now(),
+            sync_progress: SyncProgress {
+                since: Instant::now(),
+                blocks: 0,
+                syncing: false,
+                network_height: None,
+                bar: None,
+            },
+        };
+        (driver, reports)
+    }
+
+    fn reports_of(
+        reports: &mut mpsc::Receiver<(libp2p_identity::PeerId, Offence)>,
+    ) -> Vec<(libp2p_identity::PeerId, Offence)> {
+        std::iter::from_fn(|| reports.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn a_replayed_header_and_fin_with_another_body_charge_the_publisher_only() {
+        let keys = [key(1), key(2), key(3), key(4)];
+        let validators =
+            ValidatorSet::new(keys.iter().map(|k| (k.public_key().serialize(), 1))).expect("set");
+        let (height, round) = (Height(1), Round::new(0));
+        let proposer_address = validators.proposer(height, round).address;
+        let proposer = keys
+            .iter()
+            .find(|k| k.address() == proposer_address)
+            .expect("the proposer's key");
+        let attacker = keys
+            .iter()
+            .find(|k| k.address() != proposer_address)
+            .expect("another validator");
+        let (mut driver, mut reports) =
+            follower(validators, peer_id_of(&[7; 32]).expect("peer id"));
+
+        // The honest proposer's block and the Fin it signs for it.
+        let honest = test_block(1, b"TX honest");
+        let id = BlockId::from_block_hash(driver.app.block_hash(&honest).expect("header"));
+        let init = ProposalInit {
+            height,
+            round,
+            pol_round: Round::Nil,
+            proposer: proposer_address,
+            block_len: 0,
+        };
+        let digest =
+            proposal_parts_digest(&driver.chain_id, height, round, Round::Nil, &id, &honest);
+        let fin = sign_digest(proposer, &digest);
+        let stream = |publisher: &PrivateKey, block: Vec<u8>| CompleteStream {
+            publisher: gossip_peer(publisher),
+            init: ProposalInit {
+                block_len: u32::try_from(block.len()).expect("small"),
+                ..init.clone()
+            },
+            block,
+            fin,
+        };
+
+        // The attacker copies the header and Fin and sends a junk body, then a body
+        // that decodes but is not the one under the header, then a longer block.
+        let junk = [&honest[..TEST_HEADER_BYTES], b"\xde\xad"].concat();
+        let other = [&honest[..TEST_HEADER_BYTES], b"TX forged"].concat();
+        let longer = [&honest[..], b"TX"].concat();
+        for forged in [junk, other, longer] {
+            let verdict = driver
+                .accept_stream(stream(attacker, forged))
+                .expect("no local failure");
+            assert!(verdict.is_none(), "no verdict for a forged stream");
+        }
+        let attacker_peer = peer_id_of(&attacker.public_key().serialize()).expect("peer");
+        let charged = reports_of(&mut reports);
+        assert_eq!(
+            charged,
+            vec![(attacker_peer, Offence::BadProposalSignature); 3],
+            "the publisher, and only the publisher, is charged"
+        );
+        assert!(driver.blocks.is_empty() && driver.proposals.is_empty());
+
+        // The proposer's own stream arrives later: judged on its bytes, valid, kept.
+        let verdict = driver
+            .accept_stream(stream(proposer, honest.clone()))
+            .expect("no local failure")
+            .expect("a verdict");
+        assert_eq!(verdict.value, id);
+        assert!(verdict.validity.is_valid());
+        assert_eq!(
+            driver.blocks.get(&id).map(|(_, b)| &b[..]),
+            Some(&honest[..])
+        );
+        assert!(
+            reports_of(&mut reports).is_empty(),
+            "the proposer is not charged"
+        );
+
+        // Replayed again after the verdict (even with the right bytes), nothing stored
+        // is replaced and the first verdict stands.
+        let again = driver
+            .accept_stream(stream(attacker, honest.clone()))
+            .expect("no local failure");
+        assert!(again.is_none());
+        let forged_after = [&honest[..TEST_HEADER_BYTES], b"TX late"].concat();
+        assert!(
+            driver
+                .accept_stream(stream(attacker, forged_after))
+                .expect("no local failure")
+                .is_none()
+        );
+        assert_eq!(
+            driver.blocks.get(&id).map(|(_, b)| &b[..]),
+            Some(&honest[..])
+        );
+        assert!(
+            driver.proposals[&(height, round, id)]
+                .value
+                .validity
+                .is_valid()
+        );
+        assert_eq!(
+            reports_of(&mut reports),
+            vec![(attacker_peer, Offence::BadProposalSignature)]
+        );
     }
 }

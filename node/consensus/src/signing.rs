@@ -11,6 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bitcoin_hashes::HashEngine;
 use borsh::{BorshDeserialize, BorshSerialize};
 use malachitebft_core_types::{
     NilOrVal, Round, SignedMessage, SigningScheme, ValidatorProof, VoteExtensionScope, VoteType,
@@ -224,24 +225,31 @@ pub fn proposal_digest(chain_id: &ChainId, proposal: &Proposal) -> [u8; 32] {
     )
 }
 
-/// `TaggedHash("Settle/ProposalParts", ...)` over the same fields as
-/// [`proposal_digest`]: signed by the proposer in the `Fin` part of the stream, so a
-/// receiver knows the assembled block is the one the proposer sent.
+/// `TaggedHash("Settle/ProposalParts", chain_id || height u64 LE || round u32 LE ||
+/// pol_round i64 LE || block_hash || block_len u64 LE || block)`: signed by the
+/// proposer in the `Fin` part of the stream. It covers every byte of the block, not
+/// only its header, so a peer that replays the proposer's header and `Fin` with
+/// another body (or another length) holds no valid signature and is charged itself,
+/// never the proposer (`spec/consensus.md`, sections 3 and 9a).
 pub fn proposal_parts_digest(
     chain_id: &ChainId,
     height: Height,
     round: Round,
     pol_round: Round,
-    block: &BlockId,
+    block_id: &BlockId,
+    block: &[u8],
 ) -> [u8; 32] {
-    proposal_like_digest(
-        &PROPOSAL_PARTS_TAG,
-        chain_id,
-        height,
-        round,
-        pol_round,
-        block,
-    )
+    // usize is at most 64 bits on every target Rust supports.
+    let block_len = block.len() as u64;
+    let mut engine = PROPOSAL_PARTS_TAG.engine();
+    engine.input(chain_id.as_bytes());
+    engine.input(&height.as_u64().to_le_bytes());
+    engine.input(&round_u32(round).to_le_bytes());
+    engine.input(&pol_round.as_i64().to_le_bytes());
+    engine.input(&block_id.0);
+    engine.input(&block_len.to_le_bytes());
+    engine.input(block);
+    settle_assets::hash::finish(engine)
 }
 
 /// `TaggedHash("Settle/ValidatorProof", preimage)` where the preimage is Malachite's
@@ -446,7 +454,9 @@ impl SettleSigner {
         round: Round,
         pol_round: Round,
         block: &BlockId,
+        bytes: &[u8],
     ) -> Result<Signature, GuardError> {
+        let digest = proposal_parts_digest(&self.chain_id, height, round, pol_round, block, bytes);
         self.admit(
             Step::Proposal,
             Record {
@@ -458,7 +468,6 @@ impl SettleSigner {
                 },
             },
         )?;
-        let digest = proposal_parts_digest(&self.chain_id, height, round, pol_round, block);
         Ok(sign_digest(&self.key, &digest))
     }
 

@@ -443,8 +443,8 @@ pub struct ProposalData {
 }
 
 /// Closes a proposal stream: the proposer's BIP340 signature over
-/// [`crate::signing::proposal_parts_digest`], which binds the stream to the hash of the
-/// block it carries.
+/// [`crate::signing::proposal_parts_digest`], which binds the stream to the hash, the
+/// length and every byte of the block it carries.
 #[derive(Clone, PartialEq, Eq, Debug, BorshSerialize, BorshDeserialize)]
 pub struct ProposalFin {
     pub signature: Signature,

@@ -101,16 +101,31 @@ fn consensus_vectors() {
         hex::encode(proposal_digest(&chain, &relocked)),
         hex_field(&v, "proposal_digest_pol_1")
     );
+    let block = hex::decode(hex_field(&v, "proposal_parts_block")).expect("hex block");
     assert_eq!(
         hex::encode(proposal_parts_digest(
             &chain,
             height,
             round,
             Round::Nil,
-            &id
+            &id,
+            &block
         )),
         hex_field(&v, "proposal_parts_digest_pol_nil")
     );
+    // Every byte of the block is signed: one more, one fewer or one changed byte
+    // gives another digest (a replayed header with another body is refused).
+    let digest = proposal_parts_digest(&chain, height, round, Round::Nil, &id, &block);
+    let mut longer = block.clone();
+    longer.push(0);
+    let mut changed = block.clone();
+    changed[0] ^= 1;
+    for other in [&longer[..], &block[..block.len() - 1], &changed[..]] {
+        assert_ne!(
+            proposal_parts_digest(&chain, height, round, Round::Nil, &id, other),
+            digest
+        );
+    }
 
     let peer = peer_id_of(&validator.0).expect("peer id");
     assert_eq!(peer.to_string(), hex_field(&v, "peer_id"));

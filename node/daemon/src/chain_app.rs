@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use settle_assets::encode::{Decode, DecodeError, Encode, Reader, write_compact_size};
-use settle_assets::hash::BlockHash;
+use settle_assets::hash::{BlockHash, Tag};
 use settle_assets::transaction::Transaction;
 use settle_chain::limits::{HEADER_BYTES, MAX_BLOCK_BYTES, MAX_BLOCK_TXS};
 use settle_chain::{Block, BlockEffects, CommitCertificate, Header};
@@ -38,6 +38,15 @@ const MIN_TX_BYTES: usize = 4 + 1 + 1 + 4 + 4;
 /// per round in practice; beyond this the oldest entries are dropped and re-validated
 /// if they are decided after all.
 const MAX_CHECKED_BLOCKS: usize = 16;
+/// Tag of the key under which a checked block is kept: a hash of every byte of the
+/// block, never the header hash alone, so a body that differs under the same header
+/// is never answered from the cache. Local to this node (not signed, not sent).
+static CHECKED_KEY_TAG: Tag = Tag::new("Settle/LocalCheckedBlock");
+
+/// The key of `bytes` (a block's consensus bytes) in the `checked` cache.
+fn checked_key(bytes: &[u8]) -> [u8; 32] {
+    CHECKED_KEY_TAG.hash(bytes)
+}
 
 /// The consensus bytes of a block: header, transaction count, transactions.
 pub fn encode_block_body(header: &Header, transactions: &[Transaction]) -> Vec<u8> {
@@ -107,8 +116,9 @@ pub struct ChainApp {
     /// This node's validator key, the `proposer` of the blocks it builds.
     proposer: Option<[u8; 32]>,
     /// Blocks built or validated on the current tip, with their effects, so the
-    /// decided one is connected without validating it again.
-    checked: HashMap<BlockHash, (Block, BlockEffects)>,
+    /// decided one is connected without validating it again. Keyed by
+    /// [`checked_key`] of the block's bytes.
+    checked: HashMap<[u8; 32], (Block, BlockEffects)>,
 }
 
 impl ChainApp {
@@ -120,11 +130,11 @@ impl ChainApp {
         })
     }
 
-    fn remember(&mut self, block: Block, effects: BlockEffects) {
+    fn remember(&mut self, bytes: &[u8], block: Block, effects: BlockEffects) {
         if self.checked.len() >= MAX_CHECKED_BLOCKS {
             self.checked.clear();
         }
-        self.checked.insert(block.hash(), (block, effects));
+        self.checked.insert(checked_key(bytes), (block, effects));
     }
 
     /// Validates `block` on the current tip: `Ok(Err(reason))` for an invalid block.
@@ -182,7 +192,7 @@ impl Application for ChainApp {
         let hash = built.block.hash();
         let bytes = encode_block_body(&built.block.header, &built.block.transactions);
         tracing::debug!(%height, block = %hash, txs = built.block.transactions.len(), "built a block");
-        self.remember(built.block, built.effects);
+        self.remember(&bytes, built.block, built.effects);
         Ok(ProposedBlock {
             hash,
             bytes: Bytes::from(bytes),
@@ -224,16 +234,17 @@ impl Application for ChainApp {
                 ),
             });
         }
+        let key = checked_key(bytes);
         if self
             .checked
-            .get(&hash)
+            .get(&key)
             .is_some_and(|(_, e)| e.height == height.0)
         {
             return Ok(BlockVerdict::Valid(hash));
         }
         match self.check(&block)? {
             Ok(effects) => {
-                self.remember(block, effects);
+                self.remember(bytes, block, effects);
                 Ok(BlockVerdict::Valid(hash))
             }
             Err(reason) => Ok(BlockVerdict::Invalid { hash, reason }),
@@ -249,7 +260,7 @@ impl Application for ChainApp {
         let block_hash = self
             .block_hash(bytes)
             .ok_or_else(|| AppError(format!("the decided block at {height} does not decode")))?;
-        let (mut block, effects) = match self.checked.remove(&block_hash) {
+        let (mut block, effects) = match self.checked.remove(&checked_key(bytes)) {
             Some(checked) => checked,
             None => {
                 let block = decode_block_body(bytes).map_err(|e| {
@@ -336,6 +347,70 @@ impl Application for ChainApp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A node with a fresh chainstate (real RocksDB) whose validator is `validator`.
+    fn open_node(dir: &std::path::Path, validator: &secp256k1::Keypair) -> Node {
+        let issuer = secp256k1::Keypair::new(secp256k1::SECP256K1, &mut rand::rng());
+        let spec = settle_chain::ChainSpec::dev(
+            &validator.x_only_public_key().0,
+            &issuer.x_only_public_key().0,
+            1_700_000_000_000,
+        );
+        let mut config = crate::config::Config::default();
+        config.storage.sync_writes = false;
+        Node::open(
+            &dir.join("chainstate"),
+            spec,
+            "spec",
+            config,
+            Some(*validator),
+        )
+        .expect("open")
+    }
+
+    #[test]
+    fn a_checked_header_never_vouches_for_another_body() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let validator = secp256k1::Keypair::new(secp256k1::SECP256K1, &mut rand::rng());
+        let node = Arc::new(open_node(tmp.path(), &validator));
+        let mut app = ChainApp::new(
+            Arc::clone(&node),
+            Some(validator.x_only_public_key().0.serialize()),
+        )
+        .expect("app");
+        let built = app.build_block(Height(1)).expect("an empty block");
+        let block = decode_block_body(&built.bytes).expect("decodes");
+        assert!(block.transactions.is_empty());
+
+        // The same header with a transaction slipped into the body: the checked
+        // entry of the honest block must not answer for it.
+        let alice = secp256k1::Keypair::new(secp256k1::SECP256K1, &mut rand::rng());
+        let issuer = secp256k1::Keypair::new(secp256k1::SECP256K1, &mut rand::rng());
+        let tx = crate::test_support::cash_issuance(
+            node.chain_id,
+            &issuer,
+            "Forged",
+            "FRG",
+            false,
+            &alice,
+            5,
+        );
+        let forged = encode_block_body(&block.header, std::slice::from_ref(&tx));
+        let verdict = app
+            .validate_block(Height(1), &forged)
+            .expect("no storage failure");
+        assert!(
+            matches!(&verdict, BlockVerdict::Invalid { hash, reason }
+                if *hash == built.hash && reason.contains("merkle root")),
+            "a body that does not match its header must be judged on its bytes: {verdict:?}"
+        );
+        // The honest bytes are still answered.
+        assert_eq!(
+            app.validate_block(Height(1), &built.bytes)
+                .expect("no storage failure"),
+            BlockVerdict::Valid(built.hash)
+        );
+    }
 
     #[test]
     fn block_bodies_roundtrip_and_garbage_is_an_error() {
