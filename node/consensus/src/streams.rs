@@ -16,15 +16,21 @@ use malachitebft_app_channel::app::types::streaming::{StreamId, StreamMessage};
 use crate::signing::Signature;
 use crate::types::{ProposalInit, ProposalPart};
 
-/// Largest encoded block a proposal stream may carry, in bytes.
-pub const MAX_BLOCK_BYTES: usize = 8 * 1024 * 1024;
+/// Largest encoded block a proposal stream may carry, in bytes: the largest block any
+/// chain spec may allow (its `limits.max_block_bytes` is bounded by the same constant),
+/// so an honest proposer of a full block is never refused as oversized.
+pub const MAX_BLOCK_BYTES: usize = settle_chain::limits::MAX_BLOCK_BYTES;
 /// Size of the `Data` chunks a proposer cuts its block into, in bytes.
 pub const CHUNK_BYTES: usize = 64 * 1024;
 /// Most messages in one stream: Init, the chunks of a largest block, Fin, and the
 /// end-of-stream marker.
-pub const MAX_STREAM_MESSAGES: u64 = (MAX_BLOCK_BYTES / CHUNK_BYTES) as u64 + 3;
+pub const MAX_STREAM_MESSAGES: u64 = MAX_BLOCK_BYTES.div_ceil(CHUNK_BYTES) as u64 + 3;
 /// Most streams being assembled at once; the oldest is dropped beyond this.
 pub const MAX_OPEN_STREAMS: usize = 64;
+/// Most block data held across all streams being assembled, in bytes: room for a few
+/// largest blocks at once; beyond it the oldest other streams are dropped. Without it
+/// `MAX_OPEN_STREAMS` streams of `MAX_BLOCK_BYTES` each could hold a gigabyte.
+pub const MAX_BUFFERED_BYTES: usize = 4 * MAX_BLOCK_BYTES;
 
 /// A complete, well-formed proposal stream.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -71,6 +77,8 @@ struct Partial {
 pub struct StreamBuffer {
     open: HashMap<(PeerId, StreamId), Partial>,
     counter: u64,
+    /// Sum of `data_bytes` over `open`.
+    buffered_bytes: usize,
 }
 
 impl std::fmt::Debug for StreamBuffer {
@@ -88,6 +96,11 @@ impl StreamBuffer {
         self.open.len()
     }
 
+    /// Block data held across the streams being assembled, in bytes.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_bytes
+    }
+
     /// Adds one message from `publisher`. Returns the stream when this message
     /// completes it; an error drops the whole stream.
     pub fn insert(
@@ -98,11 +111,14 @@ impl StreamBuffer {
         let key = (publisher, message.stream_id.clone());
         let result = self.insert_inner(&key, message);
         match &result {
-            Ok(Some(_)) | Err(_) => {
-                self.open.remove(&key);
-            }
-            Ok(None) => {}
+            Ok(Some(_)) | Err(_) => self.remove(&key),
+            Ok(None) => self.shed_bytes(&key),
         }
+        debug_assert_eq!(
+            self.buffered_bytes,
+            self.open.values().map(|p| p.data_bytes).sum::<usize>(),
+            "the byte count follows the streams"
+        );
         result
     }
 
@@ -148,6 +164,7 @@ impl StreamBuffer {
                 }
                 if let ProposalPart::Data(data) = &part {
                     partial.data_bytes = partial.data_bytes.saturating_add(data.bytes.len());
+                    self.buffered_bytes = self.buffered_bytes.saturating_add(data.bytes.len());
                     if partial.data_bytes > MAX_BLOCK_BYTES {
                         return Err(StreamError::TooLarge);
                     }
@@ -170,6 +187,29 @@ impl StreamBuffer {
         assemble(key.0, parts.into_values()).map(Some)
     }
 
+    fn remove(&mut self, key: &(PeerId, StreamId)) {
+        if let Some(p) = self.open.remove(key) {
+            self.buffered_bytes = self.buffered_bytes.saturating_sub(p.data_bytes);
+        }
+    }
+
+    /// Drops the oldest streams other than `keep` while more than
+    /// [`MAX_BUFFERED_BYTES`] are held.
+    fn shed_bytes(&mut self, keep: &(PeerId, StreamId)) {
+        while self.buffered_bytes > MAX_BUFFERED_BYTES {
+            let Some(oldest) = self
+                .open
+                .iter()
+                .filter(|(k, _)| *k != keep)
+                .min_by_key(|(_, p)| p.opened)
+                .map(|(k, _)| k.clone())
+            else {
+                return;
+            };
+            self.remove(&oldest);
+        }
+    }
+
     fn evict_oldest(&mut self) {
         if let Some(key) = self
             .open
@@ -177,7 +217,7 @@ impl StreamBuffer {
             .min_by_key(|(_, p)| p.opened)
             .map(|(k, _)| k.clone())
         {
-            self.open.remove(&key);
+            self.remove(&key);
         }
     }
 }
@@ -256,7 +296,7 @@ pub fn split(init: ProposalInit, block: &[u8], fin: Signature) -> Vec<ProposalPa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Address, Height};
+    use crate::types::{Address, Height, ProposalData};
     use bytes::Bytes;
     use malachitebft_core_types::Round;
 
@@ -365,5 +405,34 @@ mod tests {
                 .expect("accepted");
         }
         assert_eq!(buf.open_streams(), MAX_OPEN_STREAMS);
+    }
+
+    #[test]
+    fn the_largest_block_a_chain_may_allow_fits_one_stream() {
+        assert!(MAX_BLOCK_BYTES >= settle_chain::limits::MAX_BLOCK_BYTES);
+        assert!((MAX_STREAM_MESSAGES - 3) * (CHUNK_BYTES as u64) >= MAX_BLOCK_BYTES as u64);
+    }
+
+    #[test]
+    fn buffered_block_data_is_bounded_across_streams() {
+        let peer = peer();
+        let mut buf = StreamBuffer::new();
+        let chunk = ProposalPart::Data(ProposalData {
+            bytes: vec![1; CHUNK_BYTES],
+        });
+        let chunks_per_stream = MAX_BLOCK_BYTES / CHUNK_BYTES;
+        // Six streams, each one chunk short of a largest block, never complete.
+        for s in 0u8..6 {
+            let id = StreamId::new(Bytes::from(vec![s]));
+            for seq in 1..chunks_per_stream {
+                let m =
+                    StreamMessage::new(id.clone(), seq as u64, StreamContent::Data(chunk.clone()));
+                assert_eq!(buf.insert(peer, m), Ok(None));
+                assert!(buf.buffered_bytes() <= MAX_BUFFERED_BYTES);
+            }
+        }
+        // The oldest were dropped to make room; the newest is whole.
+        assert!(buf.open_streams() < 6);
+        assert!(buf.buffered_bytes() > MAX_BUFFERED_BYTES - MAX_BLOCK_BYTES);
     }
 }
