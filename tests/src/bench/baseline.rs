@@ -19,18 +19,11 @@ pub const DEFAULT_RUNS: usize = 3;
 /// Most repetitions of a whole scenario.
 const MAX_RUNS: usize = 100;
 
-/// The name of the ratio of a measured rate to the signature bound computed from the
-/// raw verification rate on `threads` threads: `same_threads` when that is as many as
-/// validation uses, `one_thread` for the single-thread rate.
-pub fn ratio_name(threads: usize, validation_threads: usize) -> String {
-    if threads == validation_threads {
-        "ratio_to_bound_same_threads".into()
-    } else if threads == 1 {
-        "ratio_to_bound_one_thread".into()
-    } else {
-        format!("ratio_to_bound_{threads}_threads")
-    }
-}
+/// The ratio of a measured rate to the signature bound of the raw verification rate on
+/// as many threads as validation uses.
+pub const RATIO_SAME_THREADS: &str = "ratio_to_bound_same_threads";
+/// The ratio of a measured rate to the signature bound of one thread's raw rate.
+pub const RATIO_ONE_THREAD: &str = "ratio_to_bound_one_thread";
 
 /// Threads block validation spreads its signature checks over (`settle_chain`'s
 /// `parallel_checks` uses every core the system offers).
@@ -218,14 +211,6 @@ mod tests {
             spread_json(&[0.12345, 0.5], 2),
             serde_json::json!({"min": 0.12, "median": 0.31, "max": 0.5})
         );
-    }
-
-    #[test]
-    fn ratios_are_named_by_the_threads_of_their_bound() {
-        assert_eq!(ratio_name(2, 2), "ratio_to_bound_same_threads");
-        assert_eq!(ratio_name(1, 2), "ratio_to_bound_one_thread");
-        assert_eq!(ratio_name(1, 1), "ratio_to_bound_same_threads");
-        assert_eq!(ratio_name(4, 8), "ratio_to_bound_4_threads");
     }
 
     #[test]

@@ -45,7 +45,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::baseline::{Burst, Spread, VerifyItems, ratio_name, spread_json, validation_threads};
+use crate::baseline::{
+    Burst, RATIO_ONE_THREAD, RATIO_SAME_THREADS, Spread, VerifyItems, spread_json,
+    validation_threads,
+};
 use secp256k1::Keypair;
 use settle_assets::hash::ChainId;
 use settle_assets::transaction::Transaction;
@@ -73,8 +76,8 @@ pub const HEADLINE: [&str; 5] = [
     "finalized_tx_per_sec",
     "median_finality_ms",
     "p99_finality_ms",
-    "ratio_to_bound_same_threads",
-    "ratio_to_bound_one_thread",
+    RATIO_SAME_THREADS,
+    RATIO_ONE_THREAD,
 ];
 
 /// Distinct parties owning the coins.
@@ -692,7 +695,6 @@ fn baseline_bursts(items: &VerifyItems) -> Vec<Burst> {
 /// after the network ran) and the ratios of the finalized rate to the network's
 /// signature bound, where every validator verifies every transaction once.
 fn baseline_json(bursts: &[Burst], finalized: f64, validators: usize) -> serde_json::Value {
-    let threads = validation_threads();
     let same: Vec<f64> = bursts.iter().map(|b| b.same_threads).collect();
     let one: Vec<f64> = bursts.iter().map(|b| b.one_thread).collect();
     let per_tx = (SIGS_PER_TX * validators) as f64;
@@ -705,8 +707,8 @@ fn baseline_json(bursts: &[Burst], finalized: f64, validators: usize) -> serde_j
         "raw_verify_per_sec_one_thread": spread_json(&one, 0),
         "signature_bound_tx_per_sec_same_threads": bound(&same).round(),
         "signature_bound_tx_per_sec_one_thread": bound(&one).round(),
-        ratio_name(threads, threads): round3(finalized / bound(&same)),
-        ratio_name(1, threads): round3(finalized / bound(&one)),
+        RATIO_SAME_THREADS: round3(finalized / bound(&same)),
+        RATIO_ONE_THREAD: round3(finalized / bound(&one)),
     })
 }
 
@@ -896,7 +898,7 @@ pub fn run(args: &NetworkArgs) -> Result<serde_json::Value, Box<dyn std::error::
     let mut line = serde_json::json!({
         "scenario": "network",
         "validators": args.validators,
-        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "threads": validation_threads(),
         "offered_tx_per_sec": args.rate,
         "duration_secs": args.duration_secs,
         "clients": args.clients,

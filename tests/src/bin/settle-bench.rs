@@ -58,7 +58,10 @@ mod sigops;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use baseline::{Burst, Spread, VerifyItems, ratio_name, spread_json, validation_threads};
+use baseline::{
+    Burst, RATIO_ONE_THREAD, RATIO_SAME_THREADS, Spread, VerifyItems, spread_json,
+    validation_threads,
+};
 use secp256k1::Keypair;
 use settle_assets::{Transaction, deserialize, serialize};
 use settle_chain::{
@@ -85,8 +88,8 @@ const CONNECT_HEADLINE: [&str; 5] = [
     "tx_per_sec",
     "raw_verify_per_sec_same_threads",
     "raw_verify_per_sec_one_thread",
-    "ratio_to_bound_same_threads",
-    "ratio_to_bound_one_thread",
+    RATIO_SAME_THREADS,
+    RATIO_ONE_THREAD,
 ];
 const USAGE: &str = "usage: settle-bench connect|network|wallet|sigops [--runs N] [options]";
 const CONNECT_USAGE: &str = "usage: settle-bench connect [--runs N] [--blocks N] [--txs-per-block T] [--rounds R] [--no-fsync]";
@@ -359,7 +362,6 @@ fn connect_rounds(p: &Prepared, args: &Args) -> Result<Measured, Box<dyn std::er
 /// connect rate to the signature bound (raw verifications per second / signatures per
 /// transaction) on the validation threads and on one thread.
 fn connect_json(m: &Measured, args: &Args, build_secs: f64) -> serde_json::Value {
-    let threads = validation_threads();
     let sigs = SIGS_PER_TX as f64;
     let round_tps: Vec<f64> = m
         .round_txs
@@ -390,15 +392,15 @@ fn connect_json(m: &Measured, args: &Args, build_secs: f64) -> serde_json::Value
         "raw_verify_per_sec_one_thread": median(&raw_one).round(),
         "signature_bound_tx_per_sec_same_threads": (median(&raw_same) / sigs).round(),
         "signature_bound_tx_per_sec_one_thread": (median(&raw_one) / sigs).round(),
-        ratio_name(threads, threads): round3(tps / (median(&raw_same) / sigs)),
-        ratio_name(1, threads): round3(tps / (median(&raw_one) / sigs)),
+        RATIO_SAME_THREADS: round3(tps / (median(&raw_same) / sigs)),
+        RATIO_ONE_THREAD: round3(tps / (median(&raw_one) / sigs)),
         "rounds": {
             "count": args.rounds,
             "tx_per_sec": spread_json(&round_tps, 0),
             "raw_verify_per_sec_same_threads": spread_json(&raw_same, 0),
             "raw_verify_per_sec_one_thread": spread_json(&raw_one, 0),
-            ratio_name(threads, threads): spread_json(&ratios(&bound_same), 3),
-            ratio_name(1, threads): spread_json(&ratios(&bound_one), 3),
+            RATIO_SAME_THREADS: spread_json(&ratios(&bound_same), 3),
+            RATIO_ONE_THREAD: spread_json(&ratios(&bound_one), 3),
         },
         "build_and_sign_secs": round3(build_secs),
     })
