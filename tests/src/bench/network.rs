@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! settle-bench network [--duration-secs S] [--rate TX_PER_S] [--clients N] [--batch B]
-//!                      [--drain-secs S] [--baseline-blocks N] [--validators V]
+//!                      [--drain-secs S] [--validators V]
 //!                      [--config TOML] [--logs DIR]
 //! ```
 //!
@@ -26,7 +26,11 @@
 //! (after a short warm-up), the median and 99th-percentile time to finality (a
 //! transaction still unconfirmed when the drain ends counts as infinitely late), the
 //! submission side (achieved rate, rejections, RPC call times), the blocks, the
-//! single-node `connect` rate measured first in the same run as the baseline, and
+//! raw BIP340 verification rate as the baseline (on as many threads as validation
+//! uses and on one, in bursts before the nodes start and after they stop: bursts while
+//! they run would take their cores) with the ratios of the finalized rate to the
+//! network's signature bound (raw rate / (signatures per transaction × validators),
+//! since every validator verifies every transaction once), and
 //! the targets of issue 5 with whether they were met.
 //!
 //! The scenario runs the `settled` binary from the target directory settle-bench was
@@ -41,6 +45,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::baseline::{
+    Burst, RATIO_ONE_THREAD, RATIO_SAME_THREADS, Spread, VerifyItems, spread_json,
+    validation_threads,
+};
 use secp256k1::Keypair;
 use settle_assets::hash::ChainId;
 use settle_assets::transaction::Transaction;
@@ -56,6 +64,21 @@ use settle_tests::node::{
 pub const TARGET_TX_PER_SEC: f64 = 2_000.0;
 /// The latency target of issue 5 (median submission-to-finality time).
 pub const TARGET_MEDIAN_FINALITY_MS: f64 = 2_000.0;
+
+/// Signatures each DvP transaction carries (one per input).
+const SIGS_PER_TX: usize = 2;
+/// How long each raw verification burst runs (on the validation threads, then on one).
+const BASELINE_BURST_MS: u64 = 250;
+/// Raw verification bursts before the network starts, and as many after it stops.
+const BASELINE_BURSTS: usize = 3;
+/// The figures of a run whose min/median/max over the runs the summary gives.
+pub const HEADLINE: [&str; 5] = [
+    "finalized_tx_per_sec",
+    "median_finality_ms",
+    "p99_finality_ms",
+    RATIO_SAME_THREADS,
+    RATIO_ONE_THREAD,
+];
 
 /// Distinct parties owning the coins.
 const PARTIES: usize = 256;
@@ -111,7 +134,6 @@ pub struct NetworkArgs {
     /// a file would), each sent once the last of them is due.
     pub batch: usize,
     pub drain_secs: u64,
-    pub baseline_blocks: usize,
     pub validators: usize,
     /// Appended to every node's `settled.toml` after [`BENCH_NETWORK_CONFIG`].
     pub config: String,
@@ -127,7 +149,6 @@ impl Default for NetworkArgs {
             clients: 8,
             batch: 1,
             drain_secs: 30,
-            baseline_blocks: 5,
             validators: 4,
             config: String::new(),
             logs: None,
@@ -136,7 +157,7 @@ impl Default for NetworkArgs {
 }
 
 pub const USAGE: &str = "usage: settle-bench network [--duration-secs S] [--rate TX_PER_S] \
-[--clients N] [--batch B] [--drain-secs S] [--baseline-blocks N] [--validators V] [--config TOML] \
+[--clients N] [--batch B] [--drain-secs S] [--validators V] [--config TOML] \
 [--logs DIR]";
 
 /// Parses the options after `network`.
@@ -161,9 +182,6 @@ pub fn parse_args(argv: &[String]) -> Result<NetworkArgs, String> {
             "--clients" => args.clients = to_usize(positive(flag, value(flag)?)?)?,
             "--batch" => args.batch = to_usize(positive(flag, value(flag)?)?)?,
             "--drain-secs" => args.drain_secs = positive(flag, value(flag)?)?,
-            "--baseline-blocks" => {
-                args.baseline_blocks = to_usize(positive(flag, value(flag)?)?)?;
-            }
             "--validators" => args.validators = to_usize(positive(flag, value(flag)?)?)?,
             "--config" => args.config = value(flag)?.clone(),
             "--logs" => args.logs = Some(value(flag)?.into()),
@@ -664,17 +682,41 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-/// Runs the scenario; `baseline` measures the single-node `connect` rate (tx/s) first.
-pub fn run(
-    args: &NetworkArgs,
-    baseline: impl FnOnce(usize) -> Result<f64, Box<dyn std::error::Error>>,
-) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+/// Raw verification bursts before the nodes start, and again after they stop.
+fn baseline_bursts(items: &VerifyItems) -> Vec<Burst> {
+    eprintln!("settle-bench network: measuring the raw verification baseline");
+    let burst = Duration::from_millis(BASELINE_BURST_MS);
+    (0..BASELINE_BURSTS)
+        .map(|_| Burst::measure(items, burst))
+        .collect()
+}
+
+/// The baseline's fields: the raw verification rates (spread of the bursts before and
+/// after the network ran) and the ratios of the finalized rate to the network's
+/// signature bound, where every validator verifies every transaction once.
+fn baseline_json(bursts: &[Burst], finalized: f64, validators: usize) -> serde_json::Value {
+    let same: Vec<f64> = bursts.iter().map(|b| b.same_threads).collect();
+    let one: Vec<f64> = bursts.iter().map(|b| b.one_thread).collect();
+    let per_tx = (SIGS_PER_TX * validators) as f64;
+    let bound = |v: &[f64]| Spread::of(v).map_or(f64::NAN, |s| s.median) / per_tx;
+    let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    serde_json::json!({
+        "baseline_measured": "before the nodes start and after they stop, not while they run \
+            (a burst would take the nodes' cores)",
+        "raw_verify_per_sec_same_threads": spread_json(&same, 0),
+        "raw_verify_per_sec_one_thread": spread_json(&one, 0),
+        "signature_bound_tx_per_sec_same_threads": bound(&same).round(),
+        "signature_bound_tx_per_sec_one_thread": bound(&one).round(),
+        RATIO_SAME_THREADS: round3(finalized / bound(&same)),
+        RATIO_ONE_THREAD: round3(finalized / bound(&one)),
+    })
+}
+
+/// Runs the scenario, with the raw verification baseline measured before and after.
+pub fn run(args: &NetworkArgs) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let n = to_usize(args.rate * args.duration_secs)?;
-    eprintln!(
-        "settle-bench network: measuring the single-node connect baseline ({} blocks)",
-        args.baseline_blocks
-    );
-    let connect_tx_per_sec = baseline(args.baseline_blocks)?;
+    let items = VerifyItems::new();
+    let mut bursts = baseline_bursts(&items);
 
     eprintln!(
         "settle-bench network: starting {} validators on loopback",
@@ -787,6 +829,7 @@ pub fn run(
     let tip = net.wait_converged(&clients, final_height, CONVERGE_TIMEOUT_MS)?;
     // Dropping the network kills its processes and removes its directory.
     drop(net);
+    bursts.extend(baseline_bursts(&items));
 
     // When each transaction was seen final.
     let mut final_at: Vec<Option<Instant>> = vec![None; workload.dvp.len()];
@@ -852,21 +895,19 @@ pub fn run(
     let throughput_met = sustained >= TARGET_TX_PER_SEC;
     let median_met = median.is_some_and(|m| m < TARGET_MEDIAN_FINALITY_MS);
 
-    Ok(serde_json::json!({
+    let mut line = serde_json::json!({
         "scenario": "network",
         "validators": args.validators,
-        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "threads": validation_threads(),
         "offered_tx_per_sec": args.rate,
         "duration_secs": args.duration_secs,
         "clients": args.clients,
         "batch": args.batch,
-        "sigs_per_tx": 2,
+        "sigs_per_tx": SIGS_PER_TX,
         "finalized_tx_per_sec": sustained.round(),
         "finalized_tx_per_sec_overall": overall.round(),
         "median_finality_ms": median.map(round1),
         "p99_finality_ms": p99.map(round1),
-        "baseline_connect_tx_per_sec": connect_tx_per_sec.round(),
-        "ratio_to_connect": ((sustained / connect_tx_per_sec) * 1000.0).round() / 1000.0,
         "targets": {
             "min_tx_per_sec": TARGET_TX_PER_SEC,
             "max_median_finality_ms": TARGET_MEDIAN_FINALITY_MS,
@@ -895,7 +936,14 @@ pub fn run(
         "nodes_agree_on_tip": true,
         "build_and_sign_secs": round1(sign_secs),
         "funding_secs": round1(fund_secs),
-    }))
+    });
+    if let (Some(obj), serde_json::Value::Object(extra)) = (
+        line.as_object_mut(),
+        baseline_json(&bursts, sustained, args.validators),
+    ) {
+        obj.extend(extra);
+    }
+    Ok(line)
 }
 
 #[cfg(test)]
