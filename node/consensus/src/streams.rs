@@ -32,6 +32,10 @@ pub const MAX_OPEN_STREAMS: usize = 64;
 /// `MAX_OPEN_STREAMS` streams of `MAX_BLOCK_BYTES` each could hold a gigabyte.
 pub const MAX_BUFFERED_BYTES: usize = 4 * MAX_BLOCK_BYTES;
 
+// The largest block a chain may allow fits one stream, chunks and all.
+const _: () = assert!(MAX_BLOCK_BYTES >= settle_chain::limits::MAX_BLOCK_BYTES);
+const _: () = assert!((MAX_STREAM_MESSAGES - 3) * (CHUNK_BYTES as u64) >= MAX_BLOCK_BYTES as u64);
+
 /// A complete, well-formed proposal stream.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct CompleteStream {
@@ -405,12 +409,6 @@ mod tests {
                 .expect("accepted");
         }
         assert_eq!(buf.open_streams(), MAX_OPEN_STREAMS);
-    }
-
-    #[test]
-    fn the_largest_block_a_chain_may_allow_fits_one_stream() {
-        assert!(MAX_BLOCK_BYTES >= settle_chain::limits::MAX_BLOCK_BYTES);
-        assert!((MAX_STREAM_MESSAGES - 3) * (CHUNK_BYTES as u64) >= MAX_BLOCK_BYTES as u64);
     }
 
     #[test]
