@@ -7,36 +7,16 @@ use settle_assets::{
 };
 use settle_script::{Network, SighashType, p2k};
 
-use crate::coins::{ChangeAddress, WalletCoin};
+use crate::coins::WalletCoin;
 use crate::keys::{DerivedKey, SigningKey, WalletKeys};
 use crate::lending::{self, Completed, LendError, Opening};
 use crate::policy::{self, PolicyError, SigningPolicy};
 use crate::pst::Pst;
 use crate::state::{LoanAgreement, LoanStep};
-use crate::test_support::{BOND, CHAIN, EUR, coin, wallet};
+use crate::test_support::{BOND, CHAIN, EUR, change, coin, ours, wallet};
 
 /// A worthless asset the attacker issued itself.
 const JUNK: AssetId = AssetId([0x99; 32]);
-
-fn change(keys: &WalletKeys, index: u32) -> ChangeAddress {
-    let k = keys.derive(1, index).expect("k");
-    ChangeAddress {
-        script_pubkey: p2k(&k.x_only()),
-        origin: Some(k.origin),
-    }
-}
-
-fn ours(keys: &WalletKeys) -> impl Fn(&[u8]) -> bool {
-    let scripts: Vec<Vec<u8>> = (0..8)
-        .flat_map(|i| {
-            [
-                p2k(&keys.derive(0, i).expect("k").x_only()),
-                p2k(&keys.derive(1, i).expect("k").x_only()),
-            ]
-        })
-        .collect();
-    move |s: &[u8]| scripts.iter().any(|x| x == s)
-}
 
 struct Loan {
     lender: WalletKeys,

@@ -1084,27 +1084,7 @@ pub fn build_claim(
 mod tests {
     use super::*;
 
-    use crate::test_support::{BOND, CHAIN, EUR, coin, wallet};
-
-    fn change(keys: &WalletKeys, index: u32) -> ChangeAddress {
-        let k = keys.derive(1, index).expect("k");
-        ChangeAddress {
-            script_pubkey: p2k(&k.x_only()),
-            origin: Some(k.origin),
-        }
-    }
-
-    fn ours(keys: &WalletKeys) -> impl Fn(&[u8]) -> bool {
-        let scripts: Vec<Vec<u8>> = (0..4)
-            .flat_map(|i| {
-                [
-                    p2k(&keys.derive(0, i).expect("k").x_only()),
-                    p2k(&keys.derive(1, i).expect("k").x_only()),
-                ]
-            })
-            .collect();
-        move |s: &[u8]| scripts.iter().any(|x| x == s)
-    }
+    use crate::test_support::{BOND, CHAIN, EUR, change, coin, ours, wallet};
 
     #[test]
     fn an_opening_goes_through_propose_accept_cosign_complete() {

@@ -31,3 +31,25 @@ pub fn coin(keys: &WalletKeys, index: u32, n: u8, asset: AssetId, units: u64) ->
         origin: Some(k.origin),
     }
 }
+
+/// A change address of `keys` at `index` of the change chain, with its key origin.
+pub fn change(keys: &WalletKeys, index: u32) -> crate::coins::ChangeAddress {
+    let k = keys.derive(1, index).expect("k");
+    crate::coins::ChangeAddress {
+        script_pubkey: settle_script::p2k(&k.x_only()),
+        origin: Some(k.origin),
+    }
+}
+
+/// Whether a script pays one of the first eight receive or change keys of `keys`.
+pub fn ours(keys: &WalletKeys) -> impl Fn(&[u8]) -> bool + use<> {
+    let scripts: Vec<Vec<u8>> = (0..8)
+        .flat_map(|i| {
+            [
+                settle_script::p2k(&keys.derive(0, i).expect("k").x_only()),
+                settle_script::p2k(&keys.derive(1, i).expect("k").x_only()),
+            ]
+        })
+        .collect();
+    move |s: &[u8]| scripts.iter().any(|x| x == s)
+}
