@@ -13,7 +13,7 @@ use crate::lending::{self, Completed, LendError, Opening};
 use crate::policy::{self, PolicyError, SigningPolicy};
 use crate::pst::Pst;
 use crate::state::{LoanAgreement, LoanStep};
-use crate::test_support::{BOND, CHAIN, EUR, change, coin, ours, wallet};
+use crate::test_support::{BOND, CHAIN, EUR, change, coin, loan_terms, ours, wallet};
 
 /// A worthless asset the attacker issued itself.
 const JUNK: AssetId = AssetId([0x99; 32]);
@@ -31,23 +31,10 @@ fn loan() -> Loan {
     let (lender, borrower) = (wallet(1), wallet(2));
     let lender_key = lender.derive(0, 3).expect("k");
     let borrower_key = borrower.derive(0, 3).expect("k");
-    let terms = LendingTerms {
-        isin: "US0378331005".into(),
-        security_asset: BOND,
-        quantity: 10,
-        lender: lender_key.key.x_only_bytes(),
-        borrower: borrower_key.key.x_only_bytes(),
-        collateral_asset: EUR,
-        collateral_amount: 1_000,
-        fee_asset: EUR,
-        fee: 5,
-        interest_rate_bps: 100,
-        settlement_height: 50,
-        maturity_height: 60,
-        grace_period_blocks: 2,
-        negotiator: None,
-        lender_player: None,
-    };
+    let terms = loan_terms(
+        lender_key.key.x_only_bytes(),
+        borrower_key.key.x_only_bytes(),
+    );
     Loan {
         lender,
         borrower,

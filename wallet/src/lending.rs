@@ -1084,7 +1084,7 @@ pub fn build_claim(
 mod tests {
     use super::*;
 
-    use crate::test_support::{BOND, CHAIN, EUR, change, coin, ours, wallet};
+    use crate::test_support::{BOND, CHAIN, EUR, change, coin, loan_terms, ours, wallet};
 
     #[test]
     fn an_opening_goes_through_propose_accept_cosign_complete() {
@@ -1092,23 +1092,10 @@ mod tests {
         let issuer = SigningKey::from_secret_bytes([9; 32]).expect("issuer");
         let lender_key = lender.derive(0, 3).expect("k");
         let borrower_key = borrower.derive(0, 3).expect("k");
-        let terms = LendingTerms {
-            isin: "US0378331005".into(),
-            security_asset: BOND,
-            quantity: 10,
-            lender: lender_key.key.x_only_bytes(),
-            borrower: borrower_key.key.x_only_bytes(),
-            collateral_asset: EUR,
-            collateral_amount: 1_000,
-            fee_asset: EUR,
-            fee: 5,
-            interest_rate_bps: 100,
-            settlement_height: 50,
-            maturity_height: 60,
-            grace_period_blocks: 2,
-            negotiator: None,
-            lender_player: None,
-        };
+        let terms = loan_terms(
+            lender_key.key.x_only_bytes(),
+            borrower_key.key.x_only_bytes(),
+        );
         let (proposal, opening) = propose(
             &terms,
             issuer.x_only_bytes(),

@@ -53,3 +53,25 @@ pub fn ours(keys: &WalletKeys) -> impl Fn(&[u8]) -> bool + use<> {
         .collect();
     move |s: &[u8]| scripts.iter().any(|x| x == s)
 }
+
+/// The test loan: 10 BOND against 1,000 EUR of collateral and a fee of 5 EUR, settled
+/// at height 50, maturing at 60 with 2 blocks of grace.
+pub fn loan_terms(lender: [u8; 32], borrower: [u8; 32]) -> settle_assets::LendingTerms {
+    settle_assets::LendingTerms {
+        isin: "US0378331005".into(),
+        security_asset: BOND,
+        quantity: 10,
+        lender,
+        borrower,
+        collateral_asset: EUR,
+        collateral_amount: 1_000,
+        fee_asset: EUR,
+        fee: 5,
+        interest_rate_bps: 100,
+        settlement_height: 50,
+        maturity_height: 60,
+        grace_period_blocks: 2,
+        negotiator: None,
+        lender_player: None,
+    }
+}
