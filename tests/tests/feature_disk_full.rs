@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use settle_assets::{Transaction, Txid};
 use settle_rpc::{Auth, RpcClient, codes};
 use settle_tests::node::*;
+use settle_tests::rogue::metric;
 
 /// Size of the file system the data directory lives on.
 const TMPFS_MIB: u64 = 64;
@@ -163,14 +164,6 @@ fn issuance(node: &DiskNode, keys: &DevKeys, name: &str) -> Transaction {
     let chain_id = node.client().get_blockchain_info().expect("info").chain_id;
     let c = cash_contract(&keys.issuer_cash, name, "DISK");
     issue_tx(chain_id, &c, &keys.issuer_cash, &[(p2k(&new_key()), 100)]).0
-}
-
-fn metric(port: u16, name: &str) -> u64 {
-    let text = http_get(port, "/metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
 }
 
 /// Submits until the node halts; returns the transactions it admitted.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use settle_rpc::{Auth, RpcClient, codes};
 use settle_tests::node::*;
+use settle_tests::rogue::metric;
 
 /// Header and body timeouts of the node under test: short, so the test takes seconds.
 const TIMEOUT_MS: u64 = 600;
@@ -29,15 +30,6 @@ fn error_of(body: &str) -> (i64, String) {
             .unwrap_or_default()
             .to_owned(),
     )
-}
-
-/// The value of an unlabelled metric on `/metrics`.
-fn metric(port: u16, name: &str) -> u64 {
-    let text = http_get(port, "/metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
 }
 
 fn connect(port: u16) -> TcpStream {
